@@ -1,0 +1,146 @@
+// Package archive owns durable fragment storage: the contract between the
+// ingest path and every reader. Fragment bytes go to a Media store
+// (append-only segment files shared by all streams, so one fsync covers many
+// cameras and no file is created per fragment); what is where goes to an
+// Index (an embedded SQL database). The write path is: append the batch to
+// the active segment, fsync it, commit the index rows in one transaction,
+// and only then report the fragments durable. See docs/design/storage.md.
+package archive
+
+import (
+	"context"
+	"errors"
+
+	"github.com/kinema/kinema/internal/stream"
+)
+
+// Errors every Index reports the same way.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrExists      = errors.New("already exists")
+	ErrTooManyTags = errors.New("too many tags")
+)
+
+// Record is one fragment's bytes on their way into a segment.
+type Record struct {
+	StreamID int64
+	Number   stream.FragmentNumber
+	Data     []byte
+}
+
+// SegmentInfo is the index's view of one segment.
+type SegmentInfo struct {
+	ID             int64
+	CommittedBytes int64 // bytes the index references up to; later bytes are unacknowledged
+	LiveFragments  int64
+}
+
+// Reclaim is a byte range whose fragment is gone and whose space is to be freed.
+type Reclaim struct {
+	ID        int64
+	SegmentID int64
+	Offset    int64
+	Length    int64
+}
+
+// TimestampKind selects which clock a fragment query ranges over.
+type TimestampKind int
+
+const (
+	ServerTimestamp TimestampKind = iota
+	ProducerTimestamp
+)
+
+// FragmentQuery selects fragments of one stream whose start lies in
+// [StartMs, EndMs] on the chosen clock, ordered by that clock and then by
+// fragment number, resuming strictly after (AfterMs, AfterNumber) when
+// AfterNumber is set.
+type FragmentQuery struct {
+	StreamID    int64
+	Kind        TimestampKind
+	StartMs     int64
+	EndMs       int64
+	AfterMs     int64
+	AfterNumber stream.FragmentNumber
+	Limit       int
+}
+
+// Media stores fragment bytes. Implementations append to segments and read
+// byte ranges back; which ranges are live is the Index's business.
+type Media interface {
+	// Append writes the records to the segment with the given id at its
+	// current end, makes them durable, and returns where each landed and the
+	// segment's new end. A returned error means none of them may be referenced.
+	Append(ctx context.Context, segmentID int64, recs []Record) (locs []stream.Location, end int64, err error)
+	// ReadAt returns the bytes at loc.
+	ReadAt(ctx context.Context, loc stream.Location) ([]byte, error)
+	// Free releases the space of byte ranges no fragment references any more.
+	Free(ctx context.Context, segmentID int64, ranges [][2]int64) error
+	// Truncate cuts a segment back to size (recovery of an unacknowledged tail).
+	Truncate(ctx context.Context, segmentID int64, size int64) error
+	// Remove deletes a whole segment.
+	Remove(ctx context.Context, segmentID int64) error
+	// List returns the ids of every segment present.
+	List(ctx context.Context) ([]int64, error)
+	// Close releases open handles.
+	Close() error
+}
+
+// Index is the metadata store. Every implementation passes the same
+// conformance tests (indextest). Methods that take a stream id act on
+// streams not marked deleted unless they say otherwise.
+type Index interface {
+	CreateStream(ctx context.Context, s *stream.Stream, tags map[string]string) error
+	StreamByName(ctx context.Context, account, name string) (*stream.Stream, error)
+	StreamByID(ctx context.Context, id int64) (*stream.Stream, error)
+	// ListStreams returns streams of the account, by name, with names that begin
+	// with prefix and sort after `after`.
+	ListStreams(ctx context.Context, account, prefix, after string, limit int) ([]stream.Stream, error)
+	// UpdateStream runs fn on the current stream inside a transaction and stores
+	// the result; an error from fn aborts it.
+	UpdateStream(ctx context.Context, id int64, fn func(*stream.Stream) error) (*stream.Stream, error)
+	// DeleteStream marks the stream deleted: from now on it is not found and its
+	// name is free; its fragments are purged in the background.
+	DeleteStream(ctx context.Context, id int64) error
+	StreamTags(ctx context.Context, id int64) (map[string]string, error)
+	// TagStream sets and removes tags; the result may hold at most max tags.
+	TagStream(ctx context.Context, id int64, set map[string]string, remove []string, max int) error
+
+	PutHeader(ctx context.Context, streamID int64, data []byte) (int64, error)
+	Header(ctx context.Context, id int64) ([]byte, error)
+	LastHeader(ctx context.Context, streamID int64) (int64, []byte, error)
+
+	NewSegment(ctx context.Context) (int64, error)
+	Segments(ctx context.Context) ([]SegmentInfo, error)
+	// CommitFragments records fragments stored in segment segmentID and moves the
+	// segment's committed end to end, atomically.
+	CommitFragments(ctx context.Context, segmentID, end int64, frags []stream.Fragment) error
+	// ReserveFragmentNumbers durably reserves n fresh fragment numbers and
+	// returns the first; numbers are never handed out twice, even across crashes.
+	ReserveFragmentNumbers(ctx context.Context, n int64) (stream.FragmentNumber, error)
+	Fragment(ctx context.Context, streamID int64, n stream.FragmentNumber) (*stream.Fragment, error)
+	Fragments(ctx context.Context, q FragmentQuery) ([]stream.Fragment, error)
+	// FragmentsAfter returns fragments of the stream with numbers above n, in number order.
+	FragmentsAfter(ctx context.Context, streamID int64, n stream.FragmentNumber, limit int) ([]stream.Fragment, error)
+	// EarliestFragment and LatestFragment return ErrNotFound for an empty stream.
+	EarliestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error)
+	LatestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error)
+
+	// ExpireFragments deletes up to limit fragments of the stream (deleted or not)
+	// that started before serverBeforeMs, queueing their bytes for reclaim.
+	ExpireFragments(ctx context.Context, streamID int64, serverBeforeMs int64, limit int) (int, error)
+	// RetentionStreams lists live streams with their retention in hours.
+	RetentionStreams(ctx context.Context) (map[int64]int, error)
+	// DeletedStreams lists streams marked deleted whose purge is not finished.
+	DeletedStreams(ctx context.Context) ([]int64, error)
+	// PurgeStream removes a deleted stream that has no fragments left.
+	PurgeStream(ctx context.Context, id int64) error
+	Reclaims(ctx context.Context, limit int) ([]Reclaim, error)
+	ReclaimsDone(ctx context.Context, ids []int64) error
+	// DropSegment forgets a segment without live fragments.
+	DropSegment(ctx context.Context, id int64) error
+
+	// Stats reports the index's own size for the storage-overhead figure.
+	SizeBytes(ctx context.Context) (int64, error)
+	Close() error
+}

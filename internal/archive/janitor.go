@@ -1,0 +1,138 @@
+package archive
+
+import (
+	"context"
+	"math"
+	"time"
+)
+
+// Janitor enforces retention, purges deleted streams and gives disk space
+// back. Each pass costs in proportion to what expires, not to what is kept:
+// expiry walks the (stream, server time) index from its oldest end.
+type Janitor struct {
+	Archive  *Archive
+	Interval time.Duration // between passes; default 30 s
+	Now      func() time.Time
+	kick     chan struct{}
+}
+
+// NewJanitor returns a janitor for a.
+func NewJanitor(a *Archive, interval time.Duration) *Janitor {
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	return &Janitor{Archive: a, Interval: interval, Now: time.Now, kick: make(chan struct{}, 1)}
+}
+
+// Kick asks for a pass now (after a stream is deleted or its retention cut).
+func (j *Janitor) Kick() {
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run makes passes until ctx ends.
+func (j *Janitor) Run(ctx context.Context) {
+	t := time.NewTicker(j.Interval)
+	defer t.Stop()
+	for {
+		if err := j.Pass(ctx); err != nil && ctx.Err() == nil {
+			j.Archive.log.Error("janitor pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-j.kick:
+		}
+	}
+}
+
+const expireBatch = 1000
+
+// Pass runs one round of expiry, purge and reclaim.
+func (j *Janitor) Pass(ctx context.Context) error {
+	idx := j.Archive.Index
+	now := j.Now().UnixMilli()
+	streams, err := idx.RetentionStreams(ctx)
+	if err != nil {
+		return err
+	}
+	for id, hours := range streams {
+		if hours <= 0 {
+			continue // nothing is archived for it
+		}
+		if err := j.expire(ctx, id, now-int64(hours)*3600_000); err != nil {
+			return err
+		}
+	}
+	deleted, err := idx.DeletedStreams(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range deleted {
+		j.Archive.Live.Forget(id)
+		if err := j.expire(ctx, id, math.MaxInt64); err != nil {
+			return err
+		}
+		if err := idx.PurgeStream(ctx, id); err != nil {
+			return err
+		}
+	}
+	return j.reclaim(ctx)
+}
+
+func (j *Janitor) expire(ctx context.Context, streamID, beforeMs int64) error {
+	for {
+		n, err := j.Archive.Index.ExpireFragments(ctx, streamID, beforeMs, expireBatch)
+		if err != nil || n < expireBatch {
+			return err
+		}
+	}
+}
+
+// reclaim frees the space of expired fragments, then removes segments that
+// no fragment references any more.
+func (j *Janitor) reclaim(ctx context.Context) error {
+	a := j.Archive
+	for {
+		rs, err := a.Index.Reclaims(ctx, 4096)
+		if err != nil || len(rs) == 0 {
+			break
+		}
+		bySeg := map[int64][][2]int64{}
+		ids := make([]int64, 0, len(rs))
+		for _, r := range rs {
+			bySeg[r.SegmentID] = append(bySeg[r.SegmentID], [2]int64{r.Offset, r.Length})
+			ids = append(ids, r.ID)
+		}
+		for seg, ranges := range bySeg {
+			if err := a.Media.Free(ctx, seg, ranges); err != nil {
+				return err
+			}
+		}
+		if err := a.Index.ReclaimsDone(ctx, ids); err != nil {
+			return err
+		}
+		if len(rs) < 4096 {
+			break
+		}
+	}
+	segs, err := a.Index.Segments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range segs {
+		if s.LiveFragments > 0 || !a.removable(s.ID) {
+			continue
+		}
+		if err := a.Media.Remove(ctx, s.ID); err != nil {
+			return err
+		}
+		if err := a.Index.DropSegment(ctx, s.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}

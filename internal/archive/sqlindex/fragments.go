@@ -1,0 +1,289 @@
+package sqlindex
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/stream"
+)
+
+const fragmentCols = `id, stream_id, producer_ms, server_ms, duration_ms, header_id, segment_id, offset, size_bytes, tags`
+
+func scanFragment(row scanner) (*stream.Fragment, error) {
+	var f stream.Fragment
+	var tags []byte
+	err := row.Scan(&f.Number, &f.StreamID, &f.ProducerMs, &f.ServerMs, &f.DurationMs, &f.HeaderID,
+		&f.Location.SegmentID, &f.Location.Offset, &f.SizeBytes, &tags)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, archive.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.Location.Length = f.SizeBytes
+	if f.Tags, err = decodeTags(tags); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+func (x *Index) queryFragments(ctx context.Context, q string, args ...any) ([]stream.Fragment, error) {
+	rows, err := x.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []stream.Fragment
+	for rows.Next() {
+		f, err := scanFragment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *f)
+	}
+	return out, rows.Err()
+}
+
+// NewSegment registers a new, empty segment.
+func (x *Index) NewSegment(ctx context.Context) (int64, error) {
+	res, err := x.w.ExecContext(ctx, `INSERT INTO segments (created_ms) VALUES (?)`, time.Now().UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
+// Segments lists every registered segment.
+func (x *Index) Segments(ctx context.Context) ([]archive.SegmentInfo, error) {
+	rows, err := x.r.QueryContext(ctx, `SELECT id, committed_bytes, live_fragments FROM segments ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []archive.SegmentInfo
+	for rows.Next() {
+		var s archive.SegmentInfo
+		if err := rows.Scan(&s.ID, &s.CommittedBytes, &s.LiveFragments); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// CommitFragments records a durable batch.
+func (x *Index) CommitFragments(ctx context.Context, segmentID, end int64, frags []stream.Fragment) error {
+	return x.tx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO fragments (`+fragmentCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, f := range frags {
+			if _, err := ins.ExecContext(ctx, int64(f.Number), f.StreamID, f.ProducerMs, f.ServerMs, f.DurationMs,
+				f.HeaderID, segmentID, f.Location.Offset, f.SizeBytes, encodeTags(f.Tags)); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE segments SET committed_bytes = ?, live_fragments = live_fragments + ? WHERE id = ?`,
+			end, len(frags), segmentID)
+		return err
+	})
+}
+
+// ReserveFragmentNumbers moves the durable high-water mark of issued numbers.
+func (x *Index) ReserveFragmentNumbers(ctx context.Context, n int64) (stream.FragmentNumber, error) {
+	var first int64
+	err := x.tx(ctx, func(tx *sql.Tx) error {
+		var hw sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'fragment_high_water'`).Scan(&hw)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		first = hw.Int64 + 1
+		_, err = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('fragment_high_water', ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, hw.Int64+n)
+		return err
+	})
+	return stream.FragmentNumber(first), err
+}
+
+// Fragment finds one fragment of a live stream.
+func (x *Index) Fragment(ctx context.Context, streamID int64, n stream.FragmentNumber) (*stream.Fragment, error) {
+	return scanFragment(x.r.QueryRowContext(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE id = ? AND stream_id = ?`, int64(n), streamID))
+}
+
+// Fragments runs a time-range query.
+func (x *Index) Fragments(ctx context.Context, q archive.FragmentQuery) ([]stream.Fragment, error) {
+	col := "server_ms"
+	if q.Kind == archive.ProducerTimestamp {
+		col = "producer_ms"
+	}
+	var sb strings.Builder
+	sb.WriteString(`SELECT ` + fragmentCols + ` FROM fragments WHERE stream_id = ? AND ` + col + ` BETWEEN ? AND ?`)
+	args := []any{q.StreamID, q.StartMs, q.EndMs}
+	if q.AfterNumber != 0 {
+		sb.WriteString(` AND (` + col + ` > ? OR (` + col + ` = ? AND id > ?))`)
+		args = append(args, q.AfterMs, q.AfterMs, int64(q.AfterNumber))
+	}
+	sb.WriteString(` ORDER BY ` + col + `, id LIMIT ?`)
+	args = append(args, q.Limit)
+	return x.queryFragments(ctx, sb.String(), args...)
+}
+
+// FragmentsAfter returns fragments numbered above n, in number order.
+func (x *Index) FragmentsAfter(ctx context.Context, streamID int64, n stream.FragmentNumber, limit int) ([]stream.Fragment, error) {
+	return x.queryFragments(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? AND id > ? ORDER BY id LIMIT ?`,
+		streamID, int64(n), limit)
+}
+
+// EarliestFragment is the stream's first fragment in number order.
+func (x *Index) EarliestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error) {
+	return scanFragment(x.r.QueryRowContext(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id LIMIT 1`, streamID))
+}
+
+// LatestFragment is the stream's last fragment in number order.
+func (x *Index) LatestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error) {
+	return scanFragment(x.r.QueryRowContext(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id DESC LIMIT 1`, streamID))
+}
+
+// ExpireFragments deletes old fragments and queues their bytes for reclaim,
+// in one transaction so that no range is forgotten or freed twice.
+func (x *Index) ExpireFragments(ctx context.Context, streamID int64, serverBeforeMs int64, limit int) (int, error) {
+	var n int
+	err := x.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, segment_id, offset, size_bytes FROM fragments
+			WHERE stream_id = ? AND server_ms < ? ORDER BY server_ms LIMIT ?`, streamID, serverBeforeMs, limit)
+		if err != nil {
+			return err
+		}
+		type victim struct{ id, seg, off, size int64 }
+		var vs []victim
+		for rows.Next() {
+			var v victim
+			if err := rows.Scan(&v.id, &v.seg, &v.off, &v.size); err != nil {
+				rows.Close()
+				return err
+			}
+			vs = append(vs, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, v := range vs {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM fragments WHERE id = ?`, v.id); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO reclaims (segment_id, offset, length) VALUES (?,?,?)`, v.seg, v.off, v.size); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE segments SET live_fragments = live_fragments - 1 WHERE id = ?`, v.seg); err != nil {
+				return err
+			}
+		}
+		n = len(vs)
+		return nil
+	})
+	return n, err
+}
+
+// RetentionStreams maps each live stream to its retention in hours.
+func (x *Index) RetentionStreams(ctx context.Context) (map[int64]int, error) {
+	rows, err := x.r.QueryContext(ctx, `SELECT id, retention_hours FROM streams WHERE deleted = 0`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var h int
+		if err := rows.Scan(&id, &h); err != nil {
+			return nil, err
+		}
+		out[id] = h
+	}
+	return out, rows.Err()
+}
+
+// DeletedStreams lists streams whose purge is pending.
+func (x *Index) DeletedStreams(ctx context.Context) ([]int64, error) {
+	rows, err := x.r.QueryContext(ctx, `SELECT id FROM streams WHERE deleted = 1`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// PurgeStream forgets a deleted stream once its fragments are gone.
+func (x *Index) PurgeStream(ctx context.Context, id int64) error {
+	return x.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM fragments WHERE stream_id = ?`, id).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return errors.New("stream still has fragments")
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM headers WHERE stream_id = ?`, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM streams WHERE id = ? AND deleted = 1`, id)
+		return err
+	})
+}
+
+// Reclaims returns byte ranges waiting to be freed.
+func (x *Index) Reclaims(ctx context.Context, limit int) ([]archive.Reclaim, error) {
+	rows, err := x.r.QueryContext(ctx, `SELECT id, segment_id, offset, length FROM reclaims ORDER BY segment_id, offset LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []archive.Reclaim
+	for rows.Next() {
+		var r archive.Reclaim
+		if err := rows.Scan(&r.ID, &r.SegmentID, &r.Offset, &r.Length); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ReclaimsDone forgets ranges that were freed.
+func (x *Index) ReclaimsDone(ctx context.Context, ids []int64) error {
+	return x.tx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM reclaims WHERE id = ?`, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DropSegment forgets an empty segment.
+func (x *Index) DropSegment(ctx context.Context, id int64) error {
+	return x.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM segments WHERE id = ? AND live_fragments <= 0`, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM reclaims WHERE segment_id = ?`, id)
+		return err
+	})
+}

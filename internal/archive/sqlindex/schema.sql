@@ -1,0 +1,74 @@
+-- Kinema embedded index, schema version 1.
+-- Times are epoch milliseconds (*_ms), sizes bytes (*_bytes).
+
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS streams (
+	id              INTEGER PRIMARY KEY,
+	account         TEXT    NOT NULL,
+	region          TEXT    NOT NULL,
+	name            TEXT    NOT NULL,
+	device_name     TEXT    NOT NULL DEFAULT '',
+	media_type      TEXT    NOT NULL DEFAULT '',
+	kms_key_id      TEXT    NOT NULL DEFAULT '',
+	version         TEXT    NOT NULL,
+	status          TEXT    NOT NULL,
+	created_ms      INTEGER NOT NULL,
+	retention_hours INTEGER NOT NULL,
+	storage_tier    TEXT    NOT NULL DEFAULT 'HOT',
+	deleted         INTEGER NOT NULL DEFAULT 0
+);
+-- A name is unique among the account's live streams; a deleted stream frees it at once.
+CREATE UNIQUE INDEX IF NOT EXISTS streams_live_name ON streams(account, name) WHERE deleted = 0;
+
+CREATE TABLE IF NOT EXISTS stream_tags (
+	stream_id INTEGER NOT NULL,
+	key       TEXT    NOT NULL,
+	value     TEXT    NOT NULL,
+	PRIMARY KEY (stream_id, key)
+) WITHOUT ROWID;
+
+-- Track sets (MKV Info + Tracks) fragments are read with; shared by every
+-- fragment of a PutMedia session, deduplicated by content.
+CREATE TABLE IF NOT EXISTS headers (
+	id        INTEGER PRIMARY KEY,
+	stream_id INTEGER NOT NULL,
+	sha256    BLOB    NOT NULL,
+	data      BLOB    NOT NULL,
+	UNIQUE (stream_id, sha256)
+);
+
+-- Append-only media files. Bytes past committed_bytes were never acknowledged.
+CREATE TABLE IF NOT EXISTS segments (
+	id              INTEGER PRIMARY KEY,
+	committed_bytes INTEGER NOT NULL DEFAULT 0,
+	live_fragments  INTEGER NOT NULL DEFAULT 0,
+	created_ms      INTEGER NOT NULL
+);
+
+-- One row per persisted fragment; id is the fragment number.
+CREATE TABLE IF NOT EXISTS fragments (
+	id          INTEGER PRIMARY KEY,
+	stream_id   INTEGER NOT NULL,
+	producer_ms INTEGER NOT NULL,
+	server_ms   INTEGER NOT NULL,
+	duration_ms INTEGER NOT NULL,
+	header_id   INTEGER NOT NULL,
+	segment_id  INTEGER NOT NULL,
+	offset      INTEGER NOT NULL,
+	size_bytes  INTEGER NOT NULL,
+	tags        BLOB             -- NULL when the fragment has none
+);
+CREATE INDEX IF NOT EXISTS fragments_by_server   ON fragments(stream_id, server_ms);
+CREATE INDEX IF NOT EXISTS fragments_by_producer ON fragments(stream_id, producer_ms);
+
+-- Byte ranges of deleted fragments whose disk space is still to be freed.
+CREATE TABLE IF NOT EXISTS reclaims (
+	id         INTEGER PRIMARY KEY,
+	segment_id INTEGER NOT NULL,
+	offset     INTEGER NOT NULL,
+	length     INTEGER NOT NULL
+);

@@ -1,0 +1,316 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/kinema/kinema/internal/stream"
+)
+
+// Options tunes an Archive.
+type Options struct {
+	// SegmentBytes is the size at which the active segment is sealed and a new
+	// one started. Default 256 MiB.
+	SegmentBytes int64
+	// MaxBatchBytes caps how much one group commit writes. Default 64 MiB.
+	MaxBatchBytes int64
+	Logger        *slog.Logger
+}
+
+// Archive is the durable fragment store: the group-committing write path in
+// front of a Media store and an Index, and the reads that go with it.
+type Archive struct {
+	Index Index
+	Media Media
+	Live  *Hub
+	log   *slog.Logger
+	opt   Options
+
+	queue   chan *persistReq
+	commits chan *batch
+
+	mu       sync.Mutex
+	active   int64         // segment new batches go to
+	end      int64         // bytes appended to the active segment
+	inflight map[int64]int // segments with appended, uncommitted batches
+	nextNum  stream.FragmentNumber
+	numLimit stream.FragmentNumber // first number not yet reserved
+}
+
+type persistReq struct {
+	frag *stream.Fragment
+	data []byte
+	done chan error
+}
+
+type batch struct {
+	seg  int64
+	end  int64
+	reqs []*persistReq
+	err  error
+}
+
+// Open recovers the store after whatever ended the last run and starts a
+// fresh segment. Run must be called for Persist to make progress.
+func Open(ctx context.Context, idx Index, media Media, opt Options) (*Archive, error) {
+	if opt.SegmentBytes <= 0 {
+		opt.SegmentBytes = 256 << 20
+	}
+	if opt.MaxBatchBytes <= 0 {
+		opt.MaxBatchBytes = 64 << 20
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Archive{
+		Index: idx, Media: media, Live: NewHub(), log: opt.Logger, opt: opt,
+		queue: make(chan *persistReq, 4096), commits: make(chan *batch, 2),
+		inflight: map[int64]int{},
+	}
+	if err := a.recover(ctx); err != nil {
+		return nil, fmt.Errorf("archive recovery: %w", err)
+	}
+	seg, err := idx.NewSegment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.active = seg
+	return a, nil
+}
+
+// recover drops segment files the index never referenced and cuts the
+// unacknowledged tail off the segments that were being written.
+func (a *Archive) recover(ctx context.Context) error {
+	segs, err := a.Index.Segments(ctx)
+	if err != nil {
+		return err
+	}
+	files, err := a.Media.List(ctx)
+	if err != nil {
+		return err
+	}
+	known := map[int64]SegmentInfo{}
+	for _, s := range segs {
+		known[s.ID] = s
+	}
+	present := map[int64]bool{}
+	for _, id := range files {
+		present[id] = true
+		if _, ok := known[id]; !ok {
+			a.log.Info("removing unreferenced segment", "segment", id)
+			if err := a.Media.Remove(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	// Only the newest two segments can have a tail past their committed end:
+	// batches go to the newest, and one batch may still have been in flight to
+	// the one before when it was sealed.
+	for i := max(0, len(segs)-2); i < len(segs); i++ {
+		s := segs[i]
+		if !present[s.ID] {
+			if s.LiveFragments > 0 {
+				return fmt.Errorf("segment %d holds %d fragments but its file is missing", s.ID, s.LiveFragments)
+			}
+			continue
+		}
+		if err := a.Media.Truncate(ctx, s.ID, s.CommittedBytes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run drives the write path until ctx ends.
+func (a *Archive) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.commitLoop(ctx)
+	}()
+	a.appendLoop(ctx)
+	close(a.commits)
+	wg.Wait()
+}
+
+// NextFragmentNumber hands out the next fragment number.
+func (a *Archive) NextFragmentNumber(ctx context.Context) (stream.FragmentNumber, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.nextNum >= a.numLimit {
+		const block = 10000
+		first, err := a.Index.ReserveFragmentNumbers(ctx, block)
+		if err != nil {
+			return 0, err
+		}
+		a.nextNum, a.numLimit = first, first+block
+	}
+	n := a.nextNum
+	a.nextNum++
+	return n, nil
+}
+
+// ErrClosed is returned by Persist once the archive has stopped.
+var ErrClosed = errors.New("archive is shut down")
+
+// Persist stores the fragment's bytes and index row and returns once both
+// are durable. It fills in f.Location and f.SizeBytes.
+func (a *Archive) Persist(ctx context.Context, f *stream.Fragment, data []byte) error {
+	done, err := a.PersistAsync(ctx, f, data)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// The write may still land; the caller just stops waiting for it.
+		return ctx.Err()
+	}
+}
+
+// PersistAsync queues the fragment for the next group commit and returns a
+// channel that yields the outcome once. Fragments queued in order are made
+// durable in that order. f must not be touched until the outcome arrives.
+func (a *Archive) PersistAsync(ctx context.Context, f *stream.Fragment, data []byte) (<-chan error, error) {
+	req := &persistReq{frag: f, data: data, done: make(chan error, 1)}
+	select {
+	case a.queue <- req:
+		return req.done, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// appendLoop gathers whatever is queued into one batch, appends and syncs it
+// in one go, and hands it to commitLoop; while the index commits one batch the
+// next one is already being written.
+func (a *Archive) appendLoop(ctx context.Context) {
+	for {
+		var first *persistReq
+		select {
+		case first = <-a.queue:
+		case <-ctx.Done():
+			a.failQueued()
+			return
+		}
+		reqs := []*persistReq{first}
+		size := int64(len(first.data))
+	gather:
+		for size < a.opt.MaxBatchBytes {
+			select {
+			case r := <-a.queue:
+				reqs = append(reqs, r)
+				size += int64(len(r.data))
+			default:
+				break gather
+			}
+		}
+		a.commits <- a.appendBatch(ctx, reqs)
+	}
+}
+
+func (a *Archive) appendBatch(ctx context.Context, reqs []*persistReq) *batch {
+	a.mu.Lock()
+	if a.end >= a.opt.SegmentBytes {
+		a.mu.Unlock()
+		if err := a.rotate(ctx); err != nil {
+			return &batch{reqs: reqs, err: err}
+		}
+		a.mu.Lock()
+	}
+	seg := a.active
+	a.inflight[seg]++
+	a.mu.Unlock()
+
+	recs := make([]Record, len(reqs))
+	for i, r := range reqs {
+		recs[i] = Record{StreamID: r.frag.StreamID, Number: r.frag.Number, Data: r.data}
+	}
+	locs, end, err := a.Media.Append(ctx, seg, recs)
+	if err != nil {
+		a.log.Error("segment append failed; starting a new segment", "segment", seg, "err", err)
+		a.mu.Lock()
+		a.end = a.opt.SegmentBytes // force a rotation before the next batch
+		a.mu.Unlock()
+		return &batch{seg: seg, reqs: reqs, err: err}
+	}
+	for i, r := range reqs {
+		r.frag.Location = locs[i]
+		r.frag.SizeBytes = locs[i].Length
+	}
+	a.mu.Lock()
+	a.end = end
+	a.mu.Unlock()
+	return &batch{seg: seg, end: end, reqs: reqs}
+}
+
+func (a *Archive) rotate(ctx context.Context) error {
+	seg, err := a.Index.NewSegment(ctx)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.active, a.end = seg, 0
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Archive) commitLoop(ctx context.Context) {
+	for b := range a.commits {
+		err := b.err
+		if err == nil {
+			frags := make([]stream.Fragment, len(b.reqs))
+			for i, r := range b.reqs {
+				frags[i] = *r.frag
+			}
+			// The index commit must not be abandoned halfway because the
+			// server is stopping: the bytes are already durable.
+			err = a.Index.CommitFragments(context.WithoutCancel(ctx), b.seg, b.end, frags)
+			if err != nil {
+				a.log.Error("index commit failed", "segment", b.seg, "fragments", len(frags), "err", err)
+			}
+		}
+		if b.seg != 0 {
+			a.mu.Lock()
+			if a.inflight[b.seg]--; a.inflight[b.seg] <= 0 {
+				delete(a.inflight, b.seg)
+			}
+			a.mu.Unlock()
+		}
+		for _, r := range b.reqs {
+			if err == nil {
+				a.Live.Persisted(r.frag.StreamID, r.frag.Number)
+			}
+			r.done <- err
+		}
+	}
+}
+
+func (a *Archive) failQueued() {
+	for {
+		select {
+		case r := <-a.queue:
+			r.done <- ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+// removable reports whether a segment may be deleted: sealed and with no
+// batch on its way into the index.
+func (a *Archive) removable(seg int64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return seg < a.active && a.inflight[seg] == 0
+}
+
+// Read returns a fragment's stored Cluster bytes.
+func (a *Archive) Read(ctx context.Context, f *stream.Fragment) ([]byte, error) {
+	return a.Media.ReadAt(ctx, f.Location)
+}

@@ -1,0 +1,111 @@
+// Package ingest turns a PutMedia request body into archived fragments and
+// the acknowledgements the producer waits for. It owns the fragment rules:
+// one Cluster is one fragment, an AWS_KINESISVIDEO_END_OF_FRAGMENT tag closes
+// one early, tags belong to the fragment that is open when they arrive (or
+// to the next one when none is), and the KVS limits on size, duration,
+// tracks and metadata. It knows nothing of HTTP: the API layer hands it a
+// body, a way to send one ack, and a read deadline.
+package ingest
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kinema/kinema/internal/archive"
+)
+
+// Limits are the per-fragment and per-connection rules PutMedia enforces.
+type Limits struct {
+	MaxFragmentBytes    int64         // 4001 past it; KVS: 50 MB
+	MaxFragmentDuration time.Duration // 4002 past it; KVS: 20 s
+	MaxTracks           int           // 4012 past it; KVS: 3
+	MaxCustomTags       int           // per fragment, 4009 past it; KVS: 10
+	MaxTagNameBytes     int           // 4009 past it; KVS: 128
+	MaxTagValueBytes    int           // 4009 past it; KVS: 256
+	IdleTimeout         time.Duration // no body bytes for this long ends the request; KVS: 30 s
+	IdleAckInterval     time.Duration // an IDLE ack after this long without bytes
+	// StaleAfter: a second PutMedia for a stream is refused while the first is
+	// receiving, unless the first has had no bytes for this long (a producer
+	// whose connection silently died must be able to reconnect).
+	StaleAfter time.Duration
+	// MaxResync bounds the bytes skipped looking for a Cluster when a resumed
+	// session (no EBML header) starts mid-element.
+	MaxResync int64
+}
+
+// DefaultLimits are KVS's published limits.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxFragmentBytes:    50 << 20,
+		MaxFragmentDuration: 20 * time.Second,
+		MaxTracks:           3,
+		MaxCustomTags:       10,
+		MaxTagNameBytes:     128,
+		MaxTagValueBytes:    256,
+		IdleTimeout:         30 * time.Second,
+		IdleAckInterval:     5 * time.Second,
+		StaleAfter:          5 * time.Second,
+		MaxResync:           50 << 20,
+	}
+}
+
+// Service runs PutMedia sessions against an archive.
+type Service struct {
+	Archive *archive.Archive
+	Limits  Limits
+	Log     *slog.Logger
+	Now     func() time.Time
+
+	mu     sync.Mutex
+	active map[int64]*Conn
+}
+
+// NewService returns a service with KVS limits.
+func NewService(a *archive.Archive, log *slog.Logger) *Service {
+	return &Service{Archive: a, Limits: DefaultLimits(), Log: log, Now: time.Now, active: map[int64]*Conn{}}
+}
+
+// ErrConnectionLimit means the stream already has a PutMedia connection
+// receiving data.
+var ErrConnectionLimit = errors.New("the stream already has an active PutMedia connection")
+
+// Conn is a stream's claim on its single ingest connection.
+type Conn struct {
+	svc      *Service
+	streamID int64
+	lastData atomic.Int64 // unix ns of the last body bytes
+	preempt  chan struct{}
+	once     sync.Once
+}
+
+// Acquire claims the stream's ingest slot. A connection that has been silent
+// for Limits.StaleAfter is pre-empted in favour of the new one.
+func (s *Service) Acquire(streamID int64) (*Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.Now().UnixNano()
+	if old := s.active[streamID]; old != nil {
+		if now-old.lastData.Load() < int64(s.Limits.StaleAfter) {
+			return nil, ErrConnectionLimit
+		}
+		old.once.Do(func() { close(old.preempt) })
+		delete(s.active, streamID)
+	}
+	c := &Conn{svc: s, streamID: streamID, preempt: make(chan struct{})}
+	c.lastData.Store(now)
+	s.active[streamID] = c
+	return c, nil
+}
+
+// Release gives the slot back (called once the body has ended: a connection
+// that only drains its last acks does not hold the slot).
+func (c *Conn) Release() {
+	c.svc.mu.Lock()
+	defer c.svc.mu.Unlock()
+	if c.svc.active[c.streamID] == c {
+		delete(c.svc.active, c.streamID)
+	}
+}

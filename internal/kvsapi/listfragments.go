@@ -1,0 +1,154 @@
+package kvsapi
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/stream"
+)
+
+type timestampRange struct {
+	StartTimestamp *stream.EpochSeconds `json:"StartTimestamp"`
+	EndTimestamp   *stream.EpochSeconds `json:"EndTimestamp"`
+}
+
+type fragmentSelector struct {
+	FragmentSelectorType *string         `json:"FragmentSelectorType"`
+	TimestampRange       *timestampRange `json:"TimestampRange"`
+}
+
+type listFragmentsInput struct {
+	streamRef
+	MaxResults       *int64            `json:"MaxResults"`
+	NextToken        *string           `json:"NextToken"`
+	FragmentSelector *fragmentSelector `json:"FragmentSelector"`
+}
+
+type fragmentOut struct {
+	FragmentNumber               string              `json:"FragmentNumber"`
+	FragmentSizeInBytes          int64               `json:"FragmentSizeInBytes"`
+	ProducerTimestamp            stream.EpochSeconds `json:"ProducerTimestamp"`
+	ServerTimestamp              stream.EpochSeconds `json:"ServerTimestamp"`
+	FragmentLengthInMilliseconds int64               `json:"FragmentLengthInMilliseconds"`
+}
+
+func selectorKind(field, v string) (archive.TimestampKind, error) {
+	switch v {
+	case "SERVER_TIMESTAMP":
+		return archive.ServerTimestamp, nil
+	case "PRODUCER_TIMESTAMP":
+		return archive.ProducerTimestamp, nil
+	}
+	return 0, invalidArg("%s %q is not one of [PRODUCER_TIMESTAMP SERVER_TIMESTAMP]", field, v)
+}
+
+// listCursor is what a ListFragments NextToken carries: the query and where
+// the last page ended, so a token alone continues it.
+type listCursor struct {
+	kind        archive.TimestampKind
+	start, end  int64
+	afterMs     int64
+	afterNumber stream.FragmentNumber
+	streamID    int64
+}
+
+func (lc listCursor) encode() string {
+	return encodeToken(strings.Join([]string{"lf1", strconv.Itoa(int(lc.kind)), strconv.FormatInt(lc.start, 10),
+		strconv.FormatInt(lc.end, 10), strconv.FormatInt(lc.afterMs, 10), strconv.FormatUint(uint64(lc.afterNumber), 10),
+		strconv.FormatInt(lc.streamID, 10)}, ":"))
+}
+
+func decodeListCursor(tok string) (listCursor, error) {
+	raw, err := decodeToken("NextToken", tok, 4096)
+	if err != nil {
+		return listCursor{}, err
+	}
+	f := strings.Split(raw, ":")
+	bad := invalidArg("NextToken is not a token this server issued")
+	if len(f) != 7 || f[0] != "lf1" {
+		return listCursor{}, bad
+	}
+	var n [6]int64
+	for i := range n {
+		if n[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
+			return listCursor{}, bad
+		}
+	}
+	return listCursor{kind: archive.TimestampKind(n[0]), start: n[1], end: n[2], afterMs: n[3],
+		afterNumber: stream.FragmentNumber(n[4]), streamID: n[5]}, nil
+}
+
+func (s *Server) listFragments(c *call) (any, error) {
+	var in listFragmentsInput
+	if err := c.decode(&in); err != nil {
+		return nil, err
+	}
+	limit := int64(1000)
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 1000 {
+			return nil, invalidArg("MaxResults must be 1 to 1000; got %d", *in.MaxResults)
+		}
+		limit = *in.MaxResults
+	}
+	st, err := s.resolve(c.ctx, in.streamRef)
+	if err != nil {
+		return nil, err
+	}
+	var cur listCursor
+	switch {
+	case in.NextToken != nil:
+		if cur, err = decodeListCursor(*in.NextToken); err != nil {
+			return nil, err
+		}
+		if cur.streamID != st.ID {
+			return nil, invalidArg("NextToken belongs to another stream")
+		}
+	case in.FragmentSelector != nil:
+		sel := in.FragmentSelector
+		if sel.FragmentSelectorType == nil || sel.TimestampRange == nil ||
+			sel.TimestampRange.StartTimestamp == nil || sel.TimestampRange.EndTimestamp == nil {
+			return nil, invalidArg("FragmentSelector needs FragmentSelectorType and a TimestampRange with StartTimestamp and EndTimestamp")
+		}
+		kind, err := selectorKind("FragmentSelectorType", *sel.FragmentSelectorType)
+		if err != nil {
+			return nil, err
+		}
+		start, end := sel.TimestampRange.StartTimestamp.Ms(), sel.TimestampRange.EndTimestamp.Ms()
+		if end < start {
+			return nil, invalidArg("EndTimestamp must not be before StartTimestamp")
+		}
+		cur = listCursor{kind: kind, start: start, end: end, streamID: st.ID}
+	default:
+		// Without a selector, KVS lists the stream from its beginning.
+		cur = listCursor{kind: archive.ServerTimestamp, start: 0, end: 1 << 62, streamID: st.ID}
+	}
+	frags, err := s.cfg.Archive.Index.Fragments(c.ctx, archive.FragmentQuery{
+		StreamID: st.ID, Kind: cur.kind, StartMs: cur.start, EndMs: cur.end,
+		AfterMs: cur.afterMs, AfterNumber: cur.afterNumber, Limit: int(limit) + 1,
+	})
+	if err != nil {
+		return nil, internalError(err)
+	}
+	out := struct {
+		Fragments []fragmentOut `json:"Fragments"`
+		NextToken string        `json:"NextToken,omitempty"`
+	}{Fragments: []fragmentOut{}}
+	for i, f := range frags {
+		if int64(i) == limit {
+			last := frags[i-1]
+			cur.afterNumber, cur.afterMs = last.Number, last.ServerMs
+			if cur.kind == archive.ProducerTimestamp {
+				cur.afterMs = last.ProducerMs
+			}
+			out.NextToken = cur.encode()
+			break
+		}
+		out.Fragments = append(out.Fragments, fragmentOut{
+			FragmentNumber: f.Number.String(), FragmentSizeInBytes: f.SizeBytes,
+			ProducerTimestamp: stream.EpochSeconds(f.ProducerMs), ServerTimestamp: stream.EpochSeconds(f.ServerMs),
+			FragmentLengthInMilliseconds: f.DurationMs,
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,189 @@
+// Package kvsapi is Kinema's KVS-compatible HTTP surface: every route in one
+// table (routes.go), every error type in one table (errors.go), SigV4 on
+// every call, and one file per group of operations. Handlers translate
+// between the wire shapes and the archive and ingest packages; they hold no
+// storage logic of their own.
+package kvsapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/ingest"
+	"github.com/kinema/kinema/internal/sigv4"
+)
+
+// Config wires a Server.
+type Config struct {
+	Archive  *archive.Archive
+	Ingest   *ingest.Service
+	Janitor  *archive.Janitor
+	Verifier *sigv4.Verifier
+	Account  string // 12-digit account id in ARNs
+	// Region pins the region in ARNs and signatures; "" means the region a
+	// stream is created from is the one its ARN carries.
+	Region string
+	// PublicURL is what GetDataEndpoint returns (scheme://host[:port], no
+	// trailing slash); when empty it is derived from the request.
+	PublicURL string
+	// MaxJSONBody bounds request bodies of JSON operations. Default 1 MiB.
+	MaxJSONBody int64
+	// GetMediaIdle ends a GetMedia response after this long without a new
+	// fragment once it has caught up. Default 3 s.
+	GetMediaIdle time.Duration
+	Logger       *slog.Logger
+}
+
+// Server is the HTTP handler for every KVS operation Kinema serves.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	routes  map[string]route
+	headers headerCache
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.MaxJSONBody <= 0 {
+		cfg.MaxJSONBody = 1 << 20
+	}
+	if cfg.GetMediaIdle <= 0 {
+		cfg.GetMediaIdle = 3 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Account == "" {
+		cfg.Account = DefaultAccount
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.routes = routeTable()
+	return s
+}
+
+// DefaultAccount is the account id of the single-tenant embedded server.
+const DefaultAccount = "000000000000"
+
+// call is one API request on its way through a handler.
+type call struct {
+	ctx       context.Context
+	r         *http.Request
+	w         http.ResponseWriter
+	body      []byte
+	ident     sigv4.Identity
+	requestID string
+	log       *slog.Logger
+}
+
+// decode reads the JSON body into v, answering malformed JSON with a
+// SerializationException as AWS does.
+func (c *call) decode(v any) error {
+	if len(strings.TrimSpace(string(c.body))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(c.body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return apiError("SerializationException", "field %s has the wrong type: %v", te.Field, err)
+		}
+		return apiError("SerializationException", "malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// ServeHTTP routes by path (the producer SDK sends no X-Amz-Target), checks
+// the signature and runs the operation.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{ctx: r.Context(), r: r, w: w, requestID: newRequestID()}
+	w.Header().Set("x-amzn-RequestId", c.requestID)
+	rt, ok := s.routes[r.URL.Path]
+	c.log = s.log.With("op", rt.op, "request_id", c.requestID)
+	if !ok {
+		s.writeError(c, apiError("UnknownOperationException", "no operation at %s %s", r.Method, r.URL.Path))
+		return
+	}
+	if r.Method != http.MethodPost {
+		s.writeError(c, apiError("MethodNotAllowedException", "%s takes POST, not %s", rt.op, r.Method))
+		return
+	}
+	if !rt.streaming {
+		body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxJSONBody+1))
+		if err != nil {
+			s.writeError(c, invalidArg("reading the request body: %v", err))
+			return
+		}
+		if int64(len(body)) > s.cfg.MaxJSONBody {
+			s.writeError(c, apiError("RequestEntityTooLargeException", "request body exceeds %d bytes", s.cfg.MaxJSONBody))
+			return
+		}
+		c.body = body
+	}
+	ident, err := s.cfg.Verifier.Verify(r, c.body, rt.streaming)
+	if err != nil {
+		s.writeError(c, authError(err))
+		return
+	}
+	c.ident = ident
+	if rt.raw != nil {
+		if err := rt.raw(s, c); err != nil {
+			s.writeError(c, asAPIError(err))
+		}
+		return
+	}
+	out, err := rt.json(s, c)
+	if err != nil {
+		s.writeError(c, asAPIError(err))
+		return
+	}
+	if out == nil {
+		out = struct{}{}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		s.writeError(c, internalError(err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+func authError(err error) *Error {
+	var se *sigv4.Error
+	if errors.As(err, &se) {
+		if _, ok := errorStatus[se.Code]; ok {
+			return &Error{Type: se.Code, Status: http.StatusForbidden, Message: se.Message}
+		}
+		return &Error{Type: "InvalidSignatureException", Status: http.StatusForbidden, Message: se.Message}
+	}
+	return &Error{Type: "InternalFailure", Status: http.StatusInternalServerError, Message: err.Error()}
+}
+
+func (s *Server) writeError(c *call, e *Error) {
+	level := slog.LevelInfo
+	if e.Status >= 500 {
+		level = slog.LevelError
+	}
+	c.log.Log(c.ctx, level, "request failed", "type", e.Type, "status", e.Status, "msg", e.Message)
+	h := c.w.Header()
+	h.Set("x-amzn-ErrorType", e.Type)
+	h.Set("Content-Type", "application/json")
+	c.w.WriteHeader(e.Status)
+	b, _ := json.Marshal(map[string]string{"message": e.Message})
+	c.w.Write(b)
+}
