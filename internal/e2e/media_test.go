@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	avtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 
+	"github.com/kinema/kinema/internal/app"
 	"github.com/kinema/kinema/internal/media/mkv"
 )
 
@@ -30,6 +31,16 @@ func (s *server) restart(t *testing.T) *server {
 		t.Fatalf("shutdown: %v", err)
 	}
 	return startServerIn(t, s.dir)
+}
+
+func (s *server) restartTLS(t *testing.T) *server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	return startServerIn(t, s.dir, func(c *app.Config) { c.TLS = true })
 }
 
 // getFragmentList fetches fragments with GetMediaForFragmentList through the SDK.
