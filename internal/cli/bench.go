@@ -42,6 +42,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer os.RemoveAll(d)
 		dir = d
 	}
+	// What the disk alone costs, first, so the figures below can be read as ratios.
+	base, err := bench.MeasureBaseline(dir, 512<<20, 500_000)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	const key, secret = "AKIDKINEMABENCH00001", "kinemaBenchSecret000000000000000000000000"
 	srv, err := bench.StartServer(dir, key, secret)
 	if err != nil {
@@ -74,7 +80,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	media, index, _ := bench.DiskUsage(dir)
 	fmt.Fprint(stdout, res.Report())
 	gb := float64(res.MediaBytes) / 1e9
-	fmt.Fprintf(stdout, "server CPU %.1f s = %.1f CPU-seconds per GB ingested\n", (cpu1 - cpu0).Seconds(), (cpu1-cpu0).Seconds()/gb)
+	cpuPerGB := (cpu1 - cpu0).Seconds() / gb
+	fmt.Fprintln(stdout, base)
+	fmt.Fprintf(stdout, "server CPU %.1f s = %.1f CPU-seconds per GB ingested (%.1fx the baseline's write+fdatasync)\n",
+		(cpu1 - cpu0).Seconds(), cpuPerGB, cpuPerGB/base.CPUPerGB())
+	fmt.Fprintf(stdout, "PERSISTED p99 / baseline fdatasync p99 = %.1f\n", float64(res.LatencyP99)/float64(base.SyncP99))
 	fmt.Fprintf(stdout, "storage: segments %.1f MB + index %.2f MB for %.1f MB of media = %.4f bytes per media byte; index overhead %.4f%%\n",
 		float64(media)/1e6, float64(index)/1e6, float64(res.MediaBytes)/1e6,
 		float64(media+index)/float64(res.MediaBytes), 100*float64(index)/float64(res.MediaBytes))
