@@ -62,13 +62,7 @@ func (h *Hub) Publish(f stream.Fragment, data []byte, keepData bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ls := h.stream(f.StreamID)
-	if !keepData {
-		for _, old := range ls.recent {
-			if old.Persisted {
-				old.Data = nil
-			}
-		}
-	} else {
+	if keepData {
 		for _, old := range ls.recent {
 			old.Data = nil
 		}
@@ -96,7 +90,9 @@ func (h *Hub) Persisted(streamID int64, n stream.FragmentNumber) {
 	}
 	for _, lf := range ls.recent {
 		if lf.Fragment.Number == n {
-			lf.Persisted = true
+			// Readers now go to the archive (and the page cache); holding
+			// every stream's newest fragment would cost a fragment per camera.
+			lf.Persisted, lf.Data = true, nil
 		}
 	}
 }

@@ -63,6 +63,21 @@ func (s *Server) CPU() (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / ticks, nil
 }
 
+// PeakRSS returns the server's peak resident memory (VmHWM).
+func (s *Server) PeakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // Stop ends the server gracefully (the index checkpoints its WAL on close).
 func (s *Server) Stop() error {
 	s.cmd.Process.Signal(syscall.SIGTERM)

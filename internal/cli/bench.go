@@ -74,6 +74,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	cpu1, _ := srv.CPU()
+	rss := srv.PeakRSS()
 	if err := srv.Stop(); err != nil {
 		fmt.Fprintf(stderr, "server exit: %v\n", err)
 	}
@@ -84,6 +85,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintln(stdout, base)
 	fmt.Fprintf(stdout, "server CPU %.1f s = %.1f CPU-seconds per GB ingested (%.1fx the baseline's write+fdatasync)\n",
 		(cpu1 - cpu0).Seconds(), cpuPerGB, cpuPerGB/base.CPUPerGB())
+	fmt.Fprintf(stdout, "server peak RSS %.0f MB\n", float64(rss)/1e6)
 	fmt.Fprintf(stdout, "PERSISTED p99 / baseline fdatasync p99 = %.1f\n", float64(res.LatencyP99)/float64(base.SyncP99))
 	fmt.Fprintf(stdout, "storage: segments %.1f MB + index %.2f MB for %.1f MB of media = %.4f bytes per media byte; index overhead %.4f%%\n",
 		float64(media)/1e6, float64(index)/1e6, float64(res.MediaBytes)/1e6,
