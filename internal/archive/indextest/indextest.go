@@ -1,0 +1,253 @@
+// Package indextest is the contract of archive.Index as a test suite: every
+// Index implementation runs it unchanged (the embedded SQLite one today,
+// PostgreSQL later). Only tests import it.
+package indextest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/stream"
+)
+
+// Run runs the suite; open returns a fresh, empty index for each subtest.
+func Run(t *testing.T, open func(t *testing.T) archive.Index) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, x archive.Index)
+	}{
+		{"Streams", testStreams},
+		{"Tags", testTags},
+		{"Headers", testHeaders},
+		{"FragmentQueries", testFragmentQueries},
+		{"FragmentNumbers", testFragmentNumbers},
+		{"ExpiryAndReclaim", testExpiry},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+var ctx = context.Background()
+
+func newStream(t *testing.T, x archive.Index, name string, hours int) *stream.Stream {
+	t.Helper()
+	s := &stream.Stream{Account: "000000000000", Region: "us-east-1", Name: name, Version: "v1",
+		Status: stream.StatusActive, Created: time.UnixMilli(1_700_000_000_000), RetentionHours: hours, StorageTier: "HOT"}
+	if err := x.CreateStream(ctx, s, map[string]string{"a": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func testStreams(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam-b", 2)
+	newStream(t, x, "cam-a", 0)
+	newStream(t, x, "door", 0)
+	if err := x.CreateStream(ctx, &stream.Stream{Account: "000000000000", Name: "cam-b", Version: "v", Status: stream.StatusActive, Created: time.Now()}, nil); !errors.Is(err, archive.ErrExists) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	got, err := x.StreamByName(ctx, "000000000000", "cam-b")
+	if err != nil || got.ID != s.ID || got.RetentionHours != 2 || !got.Created.Equal(s.Created) {
+		t.Fatalf("StreamByName: %+v %v", got, err)
+	}
+	if _, err := x.StreamByName(ctx, "111111111111", "cam-b"); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("another account sees the stream: %v", err)
+	}
+	list, _ := x.ListStreams(ctx, "000000000000", "cam-", "", 10)
+	if len(list) != 2 || list[0].Name != "cam-a" || list[1].Name != "cam-b" {
+		t.Fatalf("prefix list %v", list)
+	}
+	list, _ = x.ListStreams(ctx, "000000000000", "", "cam-b", 10)
+	if len(list) != 1 || list[0].Name != "door" {
+		t.Fatalf("list after cam-b: %v", list)
+	}
+	up, err := x.UpdateStream(ctx, s.ID, func(st *stream.Stream) error { st.Version, st.RetentionHours = "v2", 5; return nil })
+	if err != nil || up.Version != "v2" {
+		t.Fatal(err)
+	}
+	boom := errors.New("refused")
+	if _, err := x.UpdateStream(ctx, s.ID, func(st *stream.Stream) error { st.Version = "v3"; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("update error not passed through: %v", err)
+	}
+	if got, _ := x.StreamByID(ctx, s.ID); got.Version != "v2" || got.RetentionHours != 5 {
+		t.Fatalf("after a refused update: %+v", got)
+	}
+	if err := x.DeleteStream(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.StreamByID(ctx, s.ID); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatal("deleted stream still found by id")
+	}
+	if err := x.DeleteStream(ctx, s.ID); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	again := newStream(t, x, "cam-b", 1)
+	if again.ID == s.ID {
+		t.Fatal("a new stream reused a deleted stream's id")
+	}
+	if ids, _ := x.DeletedStreams(ctx); len(ids) != 1 || ids[0] != s.ID {
+		t.Fatalf("DeletedStreams %v", ids)
+	}
+	if err := x.PurgeStream(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := x.DeletedStreams(ctx); len(ids) != 0 {
+		t.Fatalf("purged stream still pending: %v", ids)
+	}
+}
+
+func testTags(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	if err := x.TagStream(ctx, s.ID, map[string]string{"b": "2", "a": "9"}, []string{"zzz"}, 50); err != nil {
+		t.Fatal(err)
+	}
+	tags, _ := x.StreamTags(ctx, s.ID)
+	if fmt.Sprint(tags) != "map[a:9 b:2]" {
+		t.Fatalf("tags %v", tags)
+	}
+	if err := x.TagStream(ctx, s.ID, map[string]string{"c": "3"}, nil, 2); !errors.Is(err, archive.ErrTooManyTags) {
+		t.Fatalf("limit: %v", err)
+	}
+	if tags, _ := x.StreamTags(ctx, s.ID); len(tags) != 2 {
+		t.Fatalf("a refused tag change was applied: %v", tags)
+	}
+}
+
+func testHeaders(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	a, _ := x.PutHeader(ctx, s.ID, []byte("tracks-1"))
+	b, _ := x.PutHeader(ctx, s.ID, []byte("tracks-2"))
+	a2, _ := x.PutHeader(ctx, s.ID, []byte("tracks-1"))
+	if a != a2 || a == b {
+		t.Fatalf("header ids %d %d %d: same content must give the same id", a, b, a2)
+	}
+	if d, _ := x.Header(ctx, b); string(d) != "tracks-2" {
+		t.Fatalf("header %q", d)
+	}
+	if id, d, _ := x.LastHeader(ctx, s.ID); id != b || string(d) != "tracks-2" {
+		t.Fatalf("last header %d %q", id, d)
+	}
+	if _, _, err := x.LastHeader(ctx, s.ID+100); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("last header of an unknown stream: %v", err)
+	}
+}
+
+// commit stores fragments at the given (server ms, producer ms) pairs.
+func commit(t *testing.T, x archive.Index, s *stream.Stream, seg int64, times ...[2]int64) []stream.Fragment {
+	t.Helper()
+	first, err := x.ReserveFragmentNumbers(ctx, int64(len(times)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frags := make([]stream.Fragment, len(times))
+	for i, tm := range times {
+		frags[i] = stream.Fragment{Number: first + stream.FragmentNumber(i), StreamID: s.ID, ServerMs: tm[0], ProducerMs: tm[1],
+			DurationMs: 1000, SizeBytes: 100, Location: stream.Location{SegmentID: seg, Offset: int64(i) * 132, Length: 100},
+			Tags: []stream.Tag{{Name: "n", Value: fmt.Sprint(i)}}}
+	}
+	if err := x.CommitFragments(ctx, seg, int64(len(times))*132, frags); err != nil {
+		t.Fatal(err)
+	}
+	return frags
+}
+
+func testFragmentQueries(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	other := newStream(t, x, "other", 1)
+	seg, _ := x.NewSegment(ctx)
+	// Producer times out of order with server times: ordering follows the selected clock.
+	fr := commit(t, x, s, seg, [2]int64{1000, 5000}, [2]int64{2000, 4000}, [2]int64{3000, 3000}, [2]int64{3000, 2000}, [2]int64{4000, 1000})
+	commit(t, x, other, seg, [2]int64{2500, 2500})
+	q := archive.FragmentQuery{StreamID: s.ID, Kind: archive.ServerTimestamp, StartMs: 2000, EndMs: 3000, Limit: 10}
+	got, _ := x.Fragments(ctx, q)
+	if len(got) != 3 || got[0].Number != fr[1].Number || got[2].Number != fr[3].Number {
+		t.Fatalf("inclusive server range: %v", numbers(got))
+	}
+	q.Limit = 2
+	page1, _ := x.Fragments(ctx, q)
+	q.AfterMs, q.AfterNumber = page1[1].ServerMs, page1[1].Number
+	page2, _ := x.Fragments(ctx, q)
+	if len(page1) != 2 || len(page2) != 1 || page2[0].Number != fr[3].Number {
+		t.Fatalf("pages %v %v (equal timestamps must page by number)", numbers(page1), numbers(page2))
+	}
+	pq := archive.FragmentQuery{StreamID: s.ID, Kind: archive.ProducerTimestamp, StartMs: 0, EndMs: 10000, Limit: 10}
+	got, _ = x.Fragments(ctx, pq)
+	if len(got) != 5 || got[0].Number != fr[4].Number || got[4].Number != fr[0].Number {
+		t.Fatalf("producer order: %v", numbers(got))
+	}
+	f, err := x.Fragment(ctx, s.ID, fr[2].Number)
+	if err != nil || f.Location != fr[2].Location || f.Tags[0].Value != "2" || f.ProducerMs != 3000 {
+		t.Fatalf("Fragment: %+v %v", f, err)
+	}
+	if _, err := x.Fragment(ctx, other.ID, fr[2].Number); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("a fragment is found through another stream: %v", err)
+	}
+	after, _ := x.FragmentsAfter(ctx, s.ID, fr[1].Number, 2)
+	if len(after) != 2 || after[0].Number != fr[2].Number {
+		t.Fatalf("FragmentsAfter %v", numbers(after))
+	}
+	if e, _ := x.EarliestFragment(ctx, s.ID); e.Number != fr[0].Number {
+		t.Fatal("earliest")
+	}
+	if l, _ := x.LatestFragment(ctx, s.ID); l.Number != fr[4].Number {
+		t.Fatal("latest")
+	}
+	segs, _ := x.Segments(ctx)
+	if len(segs) != 1 || segs[0].LiveFragments != 6 || segs[0].CommittedBytes != 132 {
+		t.Fatalf("segments %+v", segs)
+	}
+}
+
+func numbers(fs []stream.Fragment) []stream.FragmentNumber {
+	out := make([]stream.FragmentNumber, len(fs))
+	for i, f := range fs {
+		out[i] = f.Number
+	}
+	return out
+}
+
+func testFragmentNumbers(t *testing.T, x archive.Index) {
+	a, _ := x.ReserveFragmentNumbers(ctx, 100)
+	b, _ := x.ReserveFragmentNumbers(ctx, 10)
+	if a < 1 || b != a+100 {
+		t.Fatalf("reservations %d then %d", a, b)
+	}
+}
+
+func testExpiry(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	seg, _ := x.NewSegment(ctx)
+	commit(t, x, s, seg, [2]int64{1000, 1000}, [2]int64{2000, 2000}, [2]int64{3000, 3000})
+	n, err := x.ExpireFragments(ctx, s.ID, 2500, 1)
+	if err != nil || n != 1 {
+		t.Fatalf("expire limit 1: %d %v", n, err)
+	}
+	n, _ = x.ExpireFragments(ctx, s.ID, 2500, 100)
+	if n != 1 {
+		t.Fatalf("second expiry removed %d", n)
+	}
+	left, _ := x.FragmentsAfter(ctx, s.ID, 0, 10)
+	if len(left) != 1 || left[0].ServerMs != 3000 {
+		t.Fatalf("left %v", left)
+	}
+	rs, _ := x.Reclaims(ctx, 10)
+	if len(rs) != 2 || rs[0].SegmentID != seg || rs[0].Length != 100 {
+		t.Fatalf("reclaims %+v", rs)
+	}
+	x.ReclaimsDone(ctx, []int64{rs[0].ID, rs[1].ID})
+	if rs, _ := x.Reclaims(ctx, 10); len(rs) != 0 {
+		t.Fatal("reclaims not forgotten")
+	}
+	segs, _ := x.Segments(ctx)
+	if segs[0].LiveFragments != 1 {
+		t.Fatalf("live fragments %d", segs[0].LiveFragments)
+	}
+	if r, _ := x.RetentionStreams(ctx); r[s.ID] != 1 {
+		t.Fatalf("retention map %v", r)
+	}
+}
