@@ -2,11 +2,11 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"io"
+
+	"github.com/kinema/kinema/internal/producer"
 )
 
 func runPut(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string) int {
-	fmt.Fprintln(stderr, "kinema put: not built yet")
-	return 2
+	return producer.RunPut(ctx, args, stdout, stderr, env)
 }

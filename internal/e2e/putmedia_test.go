@@ -107,6 +107,21 @@ func TestPutMediaHTTPErrors(t *testing.T) {
 		if res.status != c.status || res.errType != c.errType {
 			t.Errorf("%s: HTTP %d %s, want %d %s", c.name, res.status, res.errType, c.status, c.errType)
 		}
+		// A producer keeps its body open while it waits: the error must
+		// still arrive.
+		pr, pw := io.Pipe()
+		go pw.Write(make([]byte, 1024))
+		done := make(chan putResult, 1)
+		go func() { done <- putMedia(t, s, c.headers, pr) }()
+		select {
+		case res := <-done:
+			if res.status != c.status {
+				t.Errorf("%s with the body open: HTTP %d", c.name, res.status)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no answer while the body stays open", c.name)
+		}
+		pw.Close()
 	}
 }
 

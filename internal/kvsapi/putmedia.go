@@ -62,6 +62,7 @@ func (s *Server) putMedia(c *call) error {
 	body.Peek(1)
 
 	h := c.w.Header()
+	h.Del("Connection") // a PutMedia that got this far is read to its end
 	h.Set("Content-Type", "application/json")
 	c.w.WriteHeader(http.StatusOK)
 	rc.Flush()

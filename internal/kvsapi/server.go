@@ -122,7 +122,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(c, apiError("MethodNotAllowedException", "%s takes POST, not %s", rt.op, r.Method))
 		return
 	}
-	if !rt.streaming {
+	if rt.streaming {
+		// The producer keeps its body open while it waits for an answer: an
+		// error must go out without net/http first draining the body, and
+		// the connection must not be reused with unread body bytes on it.
+		http.NewResponseController(w).EnableFullDuplex()
+		w.Header().Set("Connection", "close")
+	} else {
 		body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxJSONBody+1))
 		if err != nil {
 			s.writeError(c, invalidArg("reading the request body: %v", err))
