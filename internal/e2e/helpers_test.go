@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +64,29 @@ func sdkConfig() aws.Config {
 	return aws.Config{
 		Region:      testRegion,
 		Credentials: credentials.NewStaticCredentialsProvider(testKey, testSecret, ""),
+		HTTPClient:  &http.Client{Transport: detachedBodyTransport{http.DefaultTransport}},
 	}
+}
+
+// detachedBodyTransport gives net/http a request body of its own. The SDK
+// closes the body it built as soon as the response headers arrive; when
+// that lands while net/http's write loop is still finishing the request,
+// net/http closes the connection under the response body being read
+// ("use of closed network connection", aws/aws-sdk-go-v2#2737). Any fast
+// server triggers it on operations with a streamed payload
+// (GetMediaForFragmentList, GetClip); the tests must not flake on it.
+type detachedBodyTransport struct{ next http.RoundTripper }
+
+func (d detachedBodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		r = r.Clone(r.Context())
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	return d.next.RoundTrip(r)
 }
 
 func (s *server) kv() *kinesisvideo.Client {

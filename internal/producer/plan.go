@@ -28,8 +28,10 @@ type FragmentPlan struct {
 // targetMs <= 0). Within a fragment, video keeps decode order and audio is
 // interleaved by timestamp.
 //
-// Frames before the first video key frame are dropped, as the SDK drops
-// them: a fragment must start with a decodable frame. As on the SDK's wire,
+// Video frames before the first video key frame are dropped, as the SDK
+// drops them: a fragment must start with a decodable frame. Audio that comes
+// before it (an encoder's priming frame) joins the first fragment, with a
+// negative block timecode, so no sound is lost. As on the SDK's wire,
 // audio blocks carry no key flag when there is video; in audio-only media
 // the first frame of each fragment is flagged key so that a reader can
 // find fragment starts.
@@ -79,10 +81,8 @@ func (m *Media) videoFragments() []FragmentPlan {
 	sort.SliceStable(audio, func(i, j int) bool { return audio[i].PTSms < audio[j].PTSms })
 	audioOf := make([][]Frame, len(starts))
 	for _, f := range audio {
-		i := sort.Search(len(starts), func(i int) bool { return starts[i] > f.PTSms }) - 1
-		if i >= 0 {
-			audioOf[i] = append(audioOf[i], f)
-		}
+		i := max(0, sort.Search(len(starts), func(i int) bool { return starts[i] > f.PTSms })-1)
+		audioOf[i] = append(audioOf[i], f)
 	}
 	plans := make([]FragmentPlan, len(starts))
 	for i := range plans {
@@ -103,6 +103,12 @@ func interleave(video, audio []Frame) []Frame {
 	slices.Sort(dts)
 	out := make([]Frame, 0, len(video)+len(audio))
 	vi, ai := 0, 0
+	// The key frame leads the fragment even when audio starts earlier
+	// (priming frames before the first key frame).
+	if len(video) > 0 {
+		out = append(out, video[0])
+		vi = 1
+	}
 	for vi < len(video) || ai < len(audio) {
 		// On a tie video goes first, so the key frame leads the fragment.
 		if vi < len(video) && (ai == len(audio) || dts[vi] <= audio[ai].PTSms) {

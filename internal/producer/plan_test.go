@@ -22,7 +22,7 @@ func TestFragmentsAtKeyFrames(t *testing.T) {
 	}
 	planned, before := 0, 0
 	for _, f := range m.Frames {
-		if f.PTSms < firstKey && f.Track == AudioTrack {
+		if f.PTSms < firstKey && f.Track == VideoTrack {
 			before++
 		}
 	}
@@ -49,7 +49,7 @@ func TestFragmentsAtKeyFrames(t *testing.T) {
 				if f.Keyframe {
 					t.Errorf("fragment %d: audio frame flagged key (the SDK never flags AAC)", i)
 				}
-				if f.PTSms < p.StartMs || f.PTSms >= p.StartMs+p.DurationMs {
+				if (f.PTSms < p.StartMs && i > 0) || f.PTSms >= p.StartMs+p.DurationMs {
 					t.Errorf("fragment %d [%d, +%d) holds audio at %d", i, p.StartMs, p.DurationMs, f.PTSms)
 				}
 			}
@@ -73,7 +73,7 @@ func TestFragmentsOrdering(t *testing.T) {
 	m := &Media{
 		Header: mkvHeader(true, true),
 		Frames: []Frame{
-			v(-1, false), a(0), // a P frame before any key frame: dropped with the audio before the key frame
+			v(-1, false), a(0), // a P frame before any key frame is dropped; the audio joins the first fragment
 			v(1, true), a(90), v(4, false), a(150), v(2, false), v(3, false), a(310),
 			v(5, true), a(500), v(8, false), v(6, false), a(650), v(7, false), a(790),
 		},
@@ -95,7 +95,7 @@ func TestFragmentsOrdering(t *testing.T) {
 	}
 	// Video in decode order, audio placed by the decode-time estimate
 	// (sorted video PTS: 100, 200, 300, 400).
-	want := [][]int64{{1, -150, 4, 2, -310, 3}, {5, -500, 8, -650, 6, -790, 7}}
+	want := [][]int64{{1, 0, -90, -150, 4, 2, -310, 3}, {5, -500, 8, -650, 6, -790, 7}}
 	for i := range plans {
 		if g := got(plans[i]); !equalInts(g, want[i]) {
 			t.Errorf("fragment %d: order %v, want %v", i, g, want[i])
