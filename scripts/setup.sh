@@ -2,7 +2,8 @@
 # Installs what Kinema needs to build, run and test on a Debian machine:
 # Go (from the Go module proxy when the system has none or an old one),
 # ffmpeg/ffprobe and mkvtoolnix (media tools the tests and `kinema put` use),
-# curl and the AWS CLI (independent test clients). Idempotent; needs root
+# curl and the AWS CLI (independent test clients), gcc (only for the race
+# detector in tests; the kinema binary itself builds with CGO_ENABLED=0). Idempotent; needs root
 # (or sudo) only when something is missing.
 set -euo pipefail
 
@@ -11,7 +12,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 missing=()
-for tool in ffmpeg:ffmpeg ffprobe:ffmpeg mkvinfo:mkvtoolnix curl:curl unzip:unzip; do
+for tool in ffmpeg:ffmpeg ffprobe:ffmpeg mkvinfo:mkvtoolnix curl:curl unzip:unzip gcc:gcc git:git; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 command -v aws >/dev/null 2>&1 || missing+=(awscli)

@@ -50,12 +50,12 @@ var fixtureArgs = map[string][]string{
 	"audio.m4a": {"-f", "lavfi", "-i", "sine=frequency=1000", "-t", "3", "-c:a", "aac"},
 }
 
-// mediaFile returns the path of a generated fixture, skipping the test when
-// ffmpeg is missing.
+// mediaFile returns the path of a generated fixture; a missing ffmpeg fails
+// the test (CI installs it; a silent skip would hide a broken setup).
 func mediaFile(t testing.TB, name string) string {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed")
+		t.Fatal("ffmpeg is required for this test (scripts/setup.sh installs it)")
 	}
 	v, _ := fixtureOnce.LoadOrStore(name, &fixture{})
 	fx := v.(*fixture)

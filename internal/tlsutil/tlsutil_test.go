@@ -143,7 +143,7 @@ func TestSelfSignedServesHTTPS(t *testing.T) {
 func TestSelfSignedCurl(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
-		t.Skip("curl not installed")
+		t.Fatal("curl is required for this test (scripts/setup.sh installs it)")
 	}
 	cert, caPath, err := SelfSigned(t.TempDir(), nil)
 	if err != nil {
