@@ -294,6 +294,16 @@ func TestUnsignedAndBadlySignedCallsAreRefused(t *testing.T) {
 	kv := kinesisvideo.NewFromConfig(bad, func(o *kinesisvideo.Options) { o.BaseEndpoint = aws.String(s.URL) })
 	_, err = kv.ListStreams(ctxT(t), &kinesisvideo.ListStreamsInput{})
 	apiErr(t, err, "InvalidSignatureException", 403)
+	// Oversized JSON is refused before anything else.
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/createStream", strings.NewReader(`{"StreamName":"`+strings.Repeat("a", 2<<20)+`"}`))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Fatalf("2 MiB JSON body: HTTP %d", resp.StatusCode)
+	}
 	unknown := sdkConfig()
 	unknown.Credentials = aws.NewCredentialsCache(staticCreds{"AKIDUNKNOWN", testSecret})
 	kv = kinesisvideo.NewFromConfig(unknown, func(o *kinesisvideo.Options) { o.BaseEndpoint = aws.String(s.URL) })

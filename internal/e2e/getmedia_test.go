@@ -151,3 +151,27 @@ func TestGetMediaTailsLive(t *testing.T) {
 		t.Fatalf("GetMedia NOW delivered %d fragments, want 4", len(chunks))
 	}
 }
+
+// A stream without an archive can still be watched live with GetMedia: the
+// fragments come from memory.
+func TestGetMediaLiveWithoutRetention(t *testing.T) {
+	s := startServer(t)
+	createStream(t, s, "live", 0)
+	pr, pw := io.Pipe()
+	go putMedia(t, s, absolute("live"), pr)
+	pw.Write((&mkvBuilder{}).header().cluster(1_700_000_000_000, 3, 10).eofr().b)
+	time.Sleep(200 * time.Millisecond)
+	got := make(chan []byte, 1)
+	go func() {
+		_, b := getMediaRaw(t, s, `{"StreamName":"live","StartSelector":{"StartSelectorType":"NOW"}}`)
+		got <- b
+	}()
+	time.Sleep(200 * time.Millisecond)
+	pw.Write((&mkvBuilder{}).cluster(1_700_000_001_000, 3, 10).eofr().cluster(1_700_000_002_000, 3, 10).eofr().b)
+	b := <-got
+	pw.Close()
+	frames, _ := countMKV(t, b)
+	if n := len(chunkTags(t, b)); n != 3 || frames != 9 {
+		t.Fatalf("GetMedia NOW on a stream without retention: %d fragments, %d frames; want 3 and 9", n, frames)
+	}
+}

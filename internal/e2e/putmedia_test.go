@@ -212,3 +212,38 @@ func TestPutMediaNoRetention(t *testing.T) {
 		t.Fatalf("%d fragments archived for a stream without retention", n)
 	}
 }
+
+// A producer that lost its connection after a fragment was persisted, but
+// before it saw the ack, resends it; the archive keeps one copy.
+func TestPutMediaReplayedFragmentStoredOnce(t *testing.T) {
+	s := startServer(t)
+	createStream(t, s, "cam", 1)
+	first := putMedia(t, s, absolute("cam"), (&mkvBuilder{}).header().cluster(1_700_000_000_000, 3, 100).eofr().cluster(1_700_000_001_000, 3, 100).eofr().reader())
+	if first.count("PERSISTED") != 2 {
+		t.Fatalf("first session: %+v", first.acks)
+	}
+	// The reconnect replays the second fragment, then goes on.
+	again := putMedia(t, s, absolute("cam"), (&mkvBuilder{}).header().cluster(1_700_000_001_000, 3, 100).eofr().cluster(1_700_000_002_000, 3, 100).eofr().reader())
+	if again.count("PERSISTED") != 2 || again.errorID() != 0 {
+		t.Fatalf("replay session: %+v", again.acks)
+	}
+	if n := listCount(t, s, "cam"); n != 3 {
+		t.Fatalf("%d fragments archived, want 3 (the replayed one once)", n)
+	}
+	var persistedNum string
+	for _, a := range again.acks {
+		if a.EventType == "PERSISTED" && a.FragmentTimecode == 1_700_000_001_000 {
+			persistedNum = a.FragmentNumber
+		}
+	}
+	for _, a := range first.acks {
+		if a.EventType == "PERSISTED" && a.FragmentTimecode == 1_700_000_001_000 && a.FragmentNumber != persistedNum {
+			t.Fatalf("the replay was acknowledged as %s, the stored fragment is %s", persistedNum, a.FragmentNumber)
+		}
+	}
+	// A different fragment at the same start time is not a replay.
+	other := putMedia(t, s, absolute("cam"), (&mkvBuilder{}).header().cluster(1_700_000_002_000, 4, 100).eofr().reader())
+	if other.count("PERSISTED") != 1 || listCount(t, s, "cam") != 4 {
+		t.Fatalf("a different fragment with a repeated timestamp was dropped")
+	}
+}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -448,6 +449,17 @@ func (s *session) complete() error {
 	f.frag.DurationMs = s.ticksToMs(f.durationTicks())
 	f.frag.SizeBytes = int64(len(data))
 	s.sum.Fragments++
+	if dup := s.storedCopy(&f.frag, data); dup != nil {
+		// A producer resends fragments whose PERSISTED ack it never got (the
+		// connection dropped in between); the archive keeps one copy, and
+		// the acks name the stored fragment.
+		num := dup.Number.String()
+		s.acks <- Ack{EventType: AckReceived, HasFragment: true, FragmentTimecode: f.sentTimecode, FragmentNumber: num}
+		done := make(chan error, 1)
+		done <- nil
+		s.queue <- pendingPersist{frag: dup, timecode: f.sentTimecode, done: done}
+		return nil
+	}
 	num := f.frag.Number.String()
 	s.acks <- Ack{EventType: AckReceived, HasFragment: true, FragmentTimecode: f.sentTimecode, FragmentNumber: num}
 	keep := s.p.Stream.RetentionHours == 0
@@ -460,6 +472,29 @@ func (s *session) complete() error {
 		return err
 	}
 	s.queue <- pendingPersist{frag: &f.frag, timecode: f.sentTimecode, done: done}
+	return nil
+}
+
+// storedCopy returns the archived fragment this one repeats byte for byte
+// (same stream, same producer start), or nil.
+func (s *session) storedCopy(f *stream.Fragment, data []byte) *stream.Fragment {
+	if s.p.Stream.RetentionHours == 0 {
+		return nil
+	}
+	same, err := s.svc.Archive.Index.Fragments(s.ctx, archive.FragmentQuery{StreamID: f.StreamID,
+		Kind: archive.ProducerTimestamp, StartMs: f.ProducerMs, EndMs: f.ProducerMs, Limit: 4})
+	if err != nil {
+		return nil // storing a second copy is the safe side
+	}
+	for i := range same {
+		c := &same[i]
+		if c.SizeBytes != f.SizeBytes {
+			continue
+		}
+		if stored, err := s.svc.Archive.Read(s.ctx, c); err == nil && bytes.Equal(stored, data) {
+			return c
+		}
+	}
 	return nil
 }
 
