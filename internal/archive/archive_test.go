@@ -124,9 +124,11 @@ func TestConcurrentPersistReadBack(t *testing.T) {
 			}
 		}
 	}
+	// A batch always lands in one segment, so how many segments 1.2 MB makes
+	// depends on batching; more than one proves the rollover.
 	segs, _ := r.idx.Segments(ctx)
-	if len(segs) < 10 {
-		t.Fatalf("%d segments for %d KB at 64 KB each: no rollover", len(segs), 200*4)
+	if len(segs) < 2 {
+		t.Fatalf("%d segments for 1.2 MB at 64 KB each: no rollover", len(segs))
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kinema/kinema/internal/archive/localfs"
 )
 
 // Server is `kinema serve` run as a child process for a benchmark.
@@ -86,19 +88,7 @@ func (s *Server) Stop() error {
 
 // DiskUsage reports bytes on disk of the segment files and of the index.
 func DiskUsage(dataDir string) (media, index int64, err error) {
-	err = filepath.WalkDir(filepath.Join(dataDir, "media"), func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			media += st.Blocks * 512
-		}
-		return nil
-	})
+	media, err = localfs.DiskUsage(filepath.Join(dataDir, "media"))
 	for _, name := range []string{"index.db", "index.db-wal"} {
 		if fi, e := os.Stat(filepath.Join(dataDir, name)); e == nil {
 			index += fi.Size()

@@ -13,6 +13,7 @@ import (
 	"github.com/kinema/kinema/internal/app"
 	"github.com/kinema/kinema/internal/ingest"
 	"github.com/kinema/kinema/internal/media/mkv"
+	"github.com/kinema/kinema/internal/putmedia"
 )
 
 func createStream(t *testing.T, s *server, name string, retention int32) string {
@@ -49,16 +50,16 @@ func TestPutMediaErrorAcks(t *testing.T) {
 		body *mkvBuilder
 		want int
 	}{
-		{"invalid MKV", good().raw([]byte{0xff, 0xff, 0x00, 0x12, 0x34}), ingest.ErrInvalidMKV},
-		{"timecode backwards", good().cluster(1_699_999_999_000, 2, 10), ingest.ErrTimecodeBackwards},
-		{"fragment too large", good().cluster(1_700_000_002_000, 12, 100_000), ingest.ErrMaxFragmentSize},
-		{"fragment too long", good().cluster(1_700_000_002_000, 1, 10).block(1, 21000, 10), ingest.ErrMaxFragmentDuration},
-		{"undeclared track", good().cluster(1_700_000_002_000, 1, 10).block(3, 40, 10), ingest.ErrTrackMismatch},
+		{"invalid MKV", good().raw([]byte{0xff, 0xff, 0x00, 0x12, 0x34}), putmedia.ErrInvalidMKV},
+		{"timecode backwards", good().cluster(1_699_999_999_000, 2, 10), putmedia.ErrTimecodeBackwards},
+		{"fragment too large", good().cluster(1_700_000_002_000, 12, 100_000), putmedia.ErrMaxFragmentSize},
+		{"fragment too long", good().cluster(1_700_000_002_000, 1, 10).block(1, 21000, 10), putmedia.ErrMaxFragmentDuration},
+		{"undeclared track", good().cluster(1_700_000_002_000, 1, 10).block(3, 40, 10), putmedia.ErrTrackMismatch},
 		{"too many tags", good().cluster(1_700_000_002_000, 2, 10).tags("k1", "v", "k2", "v", "k3", "v", "k4", "v", "k5", "v", "k6", "v",
-			"k7", "v", "k8", "v", "k9", "v", "k10", "v", "k11", "v"), ingest.ErrMetadataLimit},
-		{"tag value too long", good().cluster(1_700_000_002_000, 2, 10).tags("k", strings.Repeat("x", 257)), ingest.ErrMetadataLimit},
-		{"truncated upload", good().cluster(1_700_000_002_000, 2, 10).raw([]byte{0xa3, 0x88, 0x00}), ingest.ErrInvalidMKV},
-		{"lying block size", good().cluster(1_700_000_002_000, 1, 10).raw([]byte{0xa3, 0x01, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x81}), ingest.ErrMaxFragmentSize},
+			"k7", "v", "k8", "v", "k9", "v", "k10", "v", "k11", "v"), putmedia.ErrMetadataLimit},
+		{"tag value too long", good().cluster(1_700_000_002_000, 2, 10).tags("k", strings.Repeat("x", 257)), putmedia.ErrMetadataLimit},
+		{"truncated upload", good().cluster(1_700_000_002_000, 2, 10).raw([]byte{0xa3, 0x88, 0x00}), putmedia.ErrInvalidMKV},
+		{"lying block size", good().cluster(1_700_000_002_000, 1, 10).raw([]byte{0xa3, 0x01, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x81}), putmedia.ErrMaxFragmentSize},
 	}
 	for i, c := range cases {
 		name := "bad-" + strings.ReplaceAll(c.name, " ", "-")
@@ -80,7 +81,7 @@ func TestPutMediaErrorAcks(t *testing.T) {
 	createStream(t, s, "four-tracks", 1)
 	tr := func(n uint64) mkv.Track { x := testTrack; x.Number, x.UID = n, n; return x }
 	res := putMedia(t, s, absolute("four-tracks"), (&mkvBuilder{}).header(tr(1), tr(2), tr(3), tr(4)).cluster(1_700_000_000_000, 2, 10).reader())
-	if res.errorID() != ingest.ErrTooManyTracks {
+	if res.errorID() != putmedia.ErrTooManyTracks {
 		t.Fatalf("4 tracks: %+v", res.acks)
 	}
 }
@@ -194,7 +195,7 @@ func TestPutMediaStreamDeleted(t *testing.T) {
 	pw.Write((&mkvBuilder{}).cluster(1_700_000_001_000, 3, 10).eofr().b)
 	res := <-done
 	pw.Close()
-	if res.errorID() != ingest.ErrStreamNotActive || res.count("PERSISTED") != 1 {
+	if res.errorID() != putmedia.ErrStreamNotActive || res.count("PERSISTED") != 1 {
 		t.Fatalf("acks %+v", res.acks)
 	}
 }

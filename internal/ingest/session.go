@@ -12,6 +12,7 @@ import (
 
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/media/mkv"
+	"github.com/kinema/kinema/internal/putmedia"
 	"github.com/kinema/kinema/internal/stream"
 )
 
@@ -42,7 +43,7 @@ type sessionError struct {
 }
 
 func (e *sessionError) Error() string {
-	return fmt.Sprintf("%s (%d): %v", ErrorName(e.id), e.id, e.err)
+	return fmt.Sprintf("%s (%d): %v", putmedia.ErrorName(e.id), e.id, e.err)
 }
 
 func fail(id int, format string, args ...any) error {
@@ -62,7 +63,7 @@ type session struct {
 	cancel context.CancelFunc
 	p      Params
 	lim    Limits
-	acks   chan Ack
+	acks   chan putmedia.Ack
 	queue  chan pendingPersist
 	sum    Summary
 	header *mkv.Header
@@ -85,7 +86,7 @@ func (c *Conn) Run(ctx context.Context, p Params, body io.Reader) (Summary, erro
 	defer cancel()
 	s := &session{
 		c: c, svc: svc, ctx: ctx, cancel: cancel, p: p, lim: svc.Limits,
-		acks:  make(chan Ack, 64),
+		acks:  make(chan putmedia.Ack, 64),
 		queue: make(chan pendingPersist, 64),
 	}
 
@@ -117,14 +118,14 @@ func (c *Conn) Run(ctx context.Context, p Params, body io.Reader) (Summary, erro
 				if persistErr == nil {
 					persistErr = err
 					svc.Log.Error("fragment not persisted", "stream", p.Stream.Name, "fragment", pp.frag.Number.String(), "err", err)
-					s.acks <- Ack{EventType: AckError, HasFragment: true, FragmentTimecode: pp.timecode,
-						FragmentNumber: pp.frag.Number.String(), ErrorID: ErrArchival}
+					s.acks <- putmedia.Ack{EventType: putmedia.AckError, HasFragment: true, FragmentTimecode: pp.timecode,
+						FragmentNumber: pp.frag.Number.String(), ErrorID: putmedia.ErrArchival}
 					cancel()
 				}
 				continue
 			}
 			s.sum.Persisted++
-			s.acks <- Ack{EventType: AckPersisted, HasFragment: true, FragmentTimecode: pp.timecode, FragmentNumber: pp.frag.Number.String()}
+			s.acks <- putmedia.Ack{EventType: putmedia.AckPersisted, HasFragment: true, FragmentTimecode: pp.timecode, FragmentNumber: pp.frag.Number.String()}
 		}
 	}()
 
@@ -171,7 +172,7 @@ func (c *Conn) Run(ctx context.Context, p Params, body io.Reader) (Summary, erro
 	close(s.acks)
 	<-writerDone
 	if persistErr != nil {
-		s.sum.ErrorID = ErrArchival
+		s.sum.ErrorID = putmedia.ErrArchival
 		return s.sum, persistErr
 	}
 	if err == nil {
@@ -180,8 +181,8 @@ func (c *Conn) Run(ctx context.Context, p Params, body io.Reader) (Summary, erro
 	return s.sum, err
 }
 
-func (s *session) errorAck(id int) Ack {
-	a := Ack{EventType: AckError, ErrorID: id}
+func (s *session) errorAck(id int) putmedia.Ack {
+	a := putmedia.Ack{EventType: putmedia.AckError, ErrorID: id}
 	switch {
 	case s.open != nil:
 		a.HasFragment, a.FragmentTimecode, a.FragmentNumber = true, s.open.sentTimecode, s.open.frag.Number.String()
@@ -206,7 +207,7 @@ func (s *session) idleLoop(done <-chan struct{}) {
 			idle := time.Duration(s.svc.Now().UnixNano() - s.c.lastData.Load())
 			if idle >= s.lim.IdleAckInterval {
 				select {
-				case s.acks <- Ack{EventType: AckIdle}:
+				case s.acks <- putmedia.Ack{EventType: putmedia.AckIdle}:
 				default:
 				}
 			}
@@ -263,18 +264,18 @@ func (s *session) readError(err error) error {
 		return s.ctx.Err()
 	case errors.Is(err, mkv.ErrTooLarge):
 		if s.open != nil {
-			return fail(ErrMaxFragmentSize, "%v", err)
+			return fail(putmedia.ErrMaxFragmentSize, "%v", err)
 		}
-		return fail(ErrInvalidMKV, "%v", err)
+		return fail(putmedia.ErrInvalidMKV, "%v", err)
 	case errors.Is(err, mkv.ErrInvalid), errors.Is(err, io.ErrUnexpectedEOF):
-		return fail(ErrInvalidMKV, "%v", err)
+		return fail(putmedia.ErrInvalidMKV, "%v", err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.svc.Log.Info("PutMedia idle timeout", "stream", s.p.Stream.Name)
 		s.open = nil // an unfinished fragment is dropped, not acknowledged
 		return nil
 	default:
 		s.open = nil
-		return fail(ErrStreamRead, "%v", err)
+		return fail(putmedia.ErrStreamRead, "%v", err)
 	}
 }
 
@@ -287,14 +288,14 @@ func (s *session) handle(ev mkv.Event) error {
 			}
 		}
 		if len(ev.Header.Tracks) > s.lim.MaxTracks {
-			return fail(ErrTooManyTracks, "%d tracks, at most %d allowed", len(ev.Header.Tracks), s.lim.MaxTracks)
+			return fail(putmedia.ErrTooManyTracks, "%d tracks, at most %d allowed", len(ev.Header.Tracks), s.lim.MaxTracks)
 		}
 		if len(ev.Header.Tracks) == 0 {
-			return fail(ErrInvalidMKV, "the Tracks element declares no track")
+			return fail(putmedia.ErrInvalidMKV, "the Tracks element declares no track")
 		}
 		id, err := s.svc.Archive.Index.PutHeader(s.ctx, s.p.Stream.ID, mkv.EncodeHeaderTracks(*ev.Header))
 		if err != nil {
-			return fail(ErrInternal, "storing track set: %v", err)
+			return fail(putmedia.ErrInternal, "storing track set: %v", err)
 		}
 		s.setHeader(ev.Header, id)
 	case mkv.EventClusterStart:
@@ -330,22 +331,22 @@ func (s *session) ticksToMs(ticks int64) int64 {
 
 func (s *session) start(tc uint64) error {
 	if s.header == nil {
-		return fail(ErrInvalidMKV, "Cluster before Tracks")
+		return fail(putmedia.ErrInvalidMKV, "Cluster before Tracks")
 	}
 	ticks := tc
 	if s.p.Relative {
 		ticks = uint64(s.p.ProducerStartMs*1_000_000/int64(s.header.TimecodeScale)) + tc
 	}
 	if s.havePrev && ticks <= s.prevTicks {
-		return fail(ErrTimecodeBackwards, "cluster timecode %d is not after the previous fragment's", tc)
+		return fail(putmedia.ErrTimecodeBackwards, "cluster timecode %d is not after the previous fragment's", tc)
 	}
 	producerMs := s.ticksToMs(int64(ticks))
 	if ticks > 1<<62 || producerMs < 0 || producerMs > 1e13 {
-		return fail(ErrInvalidProducerTime, "cluster timecode %d gives producer time %d ms", tc, producerMs)
+		return fail(putmedia.ErrInvalidProducerTime, "cluster timecode %d gives producer time %d ms", tc, producerMs)
 	}
 	num, err := s.svc.Archive.NextFragmentNumber(s.ctx)
 	if err != nil {
-		return fail(ErrInternal, "allocating a fragment number: %v", err)
+		return fail(putmedia.ErrInternal, "allocating a fragment number: %v", err)
 	}
 	s.prevTicks, s.havePrev = ticks, true
 	f := &fragmentBuilder{sentTimecode: tc, ticks: ticks}
@@ -360,23 +361,23 @@ func (s *session) start(tc uint64) error {
 		return err
 	}
 	s.pending = nil
-	s.acks <- Ack{EventType: AckBuffering, HasFragment: true, FragmentTimecode: tc, FragmentNumber: num.String()}
+	s.acks <- putmedia.Ack{EventType: putmedia.AckBuffering, HasFragment: true, FragmentTimecode: tc, FragmentNumber: num.String()}
 	return nil
 }
 
 func (s *session) block(b mkv.Block) error {
 	f := s.open
 	if f == nil {
-		return fail(ErrInvalidMKV, "block outside a Cluster")
+		return fail(putmedia.ErrInvalidMKV, "block outside a Cluster")
 	}
 	if !s.tracks[b.Track] {
-		return fail(ErrTrackMismatch, "block for track %d, which Tracks does not declare", b.Track)
+		return fail(putmedia.ErrTrackMismatch, "block for track %d, which Tracks does not declare", b.Track)
 	}
 	if ms := s.ticksToMs(int64(b.Timecode)); ms > s.lim.MaxFragmentDuration.Milliseconds() {
-		return fail(ErrMaxFragmentDuration, "frame %d ms into the fragment; at most %v allowed", ms, s.lim.MaxFragmentDuration)
+		return fail(putmedia.ErrMaxFragmentDuration, "frame %d ms into the fragment; at most %v allowed", ms, s.lim.MaxFragmentDuration)
 	}
 	if int64(len(f.buf)+len(b.Element))+16 > s.lim.MaxFragmentBytes {
-		return fail(ErrMaxFragmentSize, "fragment exceeds %d bytes", s.lim.MaxFragmentBytes)
+		return fail(putmedia.ErrMaxFragmentSize, "fragment exceeds %d bytes", s.lim.MaxFragmentBytes)
 	}
 	f.add(b)
 	return nil
@@ -417,17 +418,17 @@ func (s *session) checkTags(tags []stream.Tag) error {
 	custom := 0
 	for _, t := range tags {
 		if len(t.Name) == 0 || len(t.Name) > s.lim.MaxTagNameBytes {
-			return fail(ErrMetadataLimit, "tag name of %d bytes; 1 to %d allowed", len(t.Name), s.lim.MaxTagNameBytes)
+			return fail(putmedia.ErrMetadataLimit, "tag name of %d bytes; 1 to %d allowed", len(t.Name), s.lim.MaxTagNameBytes)
 		}
 		if len(t.Value) > s.lim.MaxTagValueBytes {
-			return fail(ErrMetadataLimit, "value of tag %q has %d bytes; at most %d allowed", t.Name, len(t.Value), s.lim.MaxTagValueBytes)
+			return fail(putmedia.ErrMetadataLimit, "value of tag %q has %d bytes; at most %d allowed", t.Name, len(t.Value), s.lim.MaxTagValueBytes)
 		}
 		if len(t.Name) < len(stream.SystemTagPrefix) || t.Name[:len(stream.SystemTagPrefix)] != stream.SystemTagPrefix {
 			custom++
 		}
 	}
 	if custom > s.lim.MaxCustomTags {
-		return fail(ErrMetadataLimit, "%d metadata tags in one fragment; at most %d allowed", custom, s.lim.MaxCustomTags)
+		return fail(putmedia.ErrMetadataLimit, "%d metadata tags in one fragment; at most %d allowed", custom, s.lim.MaxCustomTags)
 	}
 	return nil
 }
@@ -440,10 +441,10 @@ func (s *session) complete() error {
 	if _, err := s.svc.Archive.Index.StreamByID(s.ctx, s.p.Stream.ID); err != nil {
 		if errors.Is(err, archive.ErrNotFound) {
 			s.open = f // the ERROR ack names this fragment
-			return fail(ErrStreamNotActive, "stream %s was deleted", s.p.Stream.Name)
+			return fail(putmedia.ErrStreamNotActive, "stream %s was deleted", s.p.Stream.Name)
 		}
 		s.open = f
-		return fail(ErrInternal, "checking the stream: %v", err)
+		return fail(putmedia.ErrInternal, "checking the stream: %v", err)
 	}
 	data := f.finish()
 	f.frag.DurationMs = s.ticksToMs(f.durationTicks())
@@ -454,14 +455,14 @@ func (s *session) complete() error {
 		// connection dropped in between); the archive keeps one copy, and
 		// the acks name the stored fragment.
 		num := dup.Number.String()
-		s.acks <- Ack{EventType: AckReceived, HasFragment: true, FragmentTimecode: f.sentTimecode, FragmentNumber: num}
+		s.acks <- putmedia.Ack{EventType: putmedia.AckReceived, HasFragment: true, FragmentTimecode: f.sentTimecode, FragmentNumber: num}
 		done := make(chan error, 1)
 		done <- nil
 		s.queue <- pendingPersist{frag: dup, timecode: f.sentTimecode, done: done}
 		return nil
 	}
 	num := f.frag.Number.String()
-	s.acks <- Ack{EventType: AckReceived, HasFragment: true, FragmentTimecode: f.sentTimecode, FragmentNumber: num}
+	s.acks <- putmedia.Ack{EventType: putmedia.AckReceived, HasFragment: true, FragmentTimecode: f.sentTimecode, FragmentNumber: num}
 	keep := s.p.Stream.RetentionHours == 0
 	s.svc.Archive.Live.Publish(f.frag, data, keep)
 	if keep {

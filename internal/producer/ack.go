@@ -8,15 +8,17 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/kinema/kinema/internal/putmedia"
 )
 
-// Ack event types.
+// Ack event types, as the wire spells them.
 const (
-	AckBuffering = "BUFFERING"
-	AckReceived  = "RECEIVED"
-	AckPersisted = "PERSISTED"
-	AckError     = "ERROR"
-	AckIdle      = "IDLE"
+	AckBuffering = putmedia.AckBuffering
+	AckReceived  = putmedia.AckReceived
+	AckPersisted = putmedia.AckPersisted
+	AckError     = putmedia.AckError
+	AckIdle      = putmedia.AckIdle
 )
 
 // Ack is one PutMedia acknowledgement: the server's JSON fields, plus what

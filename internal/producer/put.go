@@ -355,13 +355,7 @@ func (res *Result) await(ctx context.Context, cfg Config, total int, tr *tracker
 				}
 				return fmt.Errorf("producer: %v with %d of %d fragments acknowledged %s%s", ev.err, tr.doneCount(), total, res.WaitFor, sendSuffix(sendErr))
 			}
-			a := ev.ack
-			tr.apply(&a)
-			res.Acks = append(res.Acks, a)
-			res.Counts[a.EventType]++
-			if cfg.OnAck != nil {
-				cfg.OnAck(a)
-			}
+			a := res.record(cfg, tr, ev.ack)
 			if a.EventType == AckError {
 				res.Error = &a
 				return &RejectedError{Ack: a}
@@ -382,6 +376,17 @@ func (res *Result) await(ctx context.Context, cfg Config, total int, tr *tracker
 	}
 }
 
+// record matches an ack to its fragment, keeps it and reports it.
+func (res *Result) record(cfg Config, tr *tracker, a Ack) Ack {
+	tr.apply(&a)
+	res.Acks = append(res.Acks, a)
+	res.Counts[a.EventType]++
+	if cfg.OnAck != nil {
+		cfg.OnAck(a)
+	}
+	return a
+}
+
 func sendSuffix(err error) string {
 	if err == nil {
 		return ""
@@ -399,13 +404,7 @@ func (res *Result) drain(cfg Config, tr *tracker, acks <-chan ackEvent) {
 			if ev.err != nil {
 				return
 			}
-			a := ev.ack
-			tr.apply(&a)
-			res.Acks = append(res.Acks, a)
-			res.Counts[a.EventType]++
-			if cfg.OnAck != nil {
-				cfg.OnAck(a)
-			}
+			res.record(cfg, tr, ev.ack)
 		case <-limit:
 			return
 		}

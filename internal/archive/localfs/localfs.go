@@ -291,9 +291,13 @@ func (s *Store) List(ctx context.Context) ([]int64, error) {
 }
 
 // SizeBytes sums the blocks the segment files occupy on disk (holes excluded).
-func (s *Store) SizeBytes() (int64, error) {
+func (s *Store) SizeBytes() (int64, error) { return DiskUsage(s.dir) }
+
+// DiskUsage sums the disk blocks of the files under dir (punched holes do
+// not count), for a store that may belong to another process.
+func DiskUsage(dir string) (int64, error) {
 	var total int64
-	err := filepath.WalkDir(s.dir, func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

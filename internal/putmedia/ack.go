@@ -1,4 +1,8 @@
-package ingest
+// Package putmedia is the PutMedia acknowledgement wire format, shared by
+// the server (internal/ingest writes acks) and the client (internal/producer
+// reads them): the event types, the KVS ErrorId values and their names, and
+// the exact JSON line the producer SDK's parser accepts.
+package putmedia
 
 import (
 	"strconv"
