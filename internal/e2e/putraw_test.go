@@ -23,6 +23,7 @@ var emptyHash = func() string { h := sha256.Sum256(nil); return hex.EncodeToStri
 type putResult struct {
 	status  int
 	errType string
+	message string
 	acks    []ackJSON
 }
 
@@ -80,6 +81,8 @@ func putMediaTo(t *testing.T, baseURL string, headers map[string]string, body io
 	defer resp.Body.Close()
 	res := putResult{status: resp.StatusCode, errType: resp.Header.Get("x-amzn-ErrorType")}
 	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		res.message = string(b)
 		return res
 	}
 	sc := bufio.NewScanner(resp.Body)

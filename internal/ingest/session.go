@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinema/kinema/internal/archive"
@@ -57,18 +58,19 @@ type pendingPersist struct {
 }
 
 type session struct {
-	c      *Conn
-	svc    *Service
-	ctx    context.Context
-	cancel context.CancelFunc
-	p      Params
-	lim    Limits
-	acks   chan putmedia.Ack
-	queue  chan pendingPersist
-	sum    Summary
-	header *mkv.Header
-	hdrID  int64
-	tracks map[uint64]bool
+	c         *Conn
+	svc       *Service
+	ctx       context.Context
+	cancel    context.CancelFunc
+	p         Params
+	bodyEnded atomic.Bool // the body reader returned io.EOF
+	lim       Limits
+	acks      chan putmedia.Ack
+	queue     chan pendingPersist
+	sum       Summary
+	header    *mkv.Header
+	hdrID     int64
+	tracks    map[uint64]bool
 
 	open      *fragmentBuilder
 	pending   []stream.Tag // tags that arrived while no fragment was open
@@ -137,12 +139,24 @@ func (c *Conn) Run(ctx context.Context, p Params, body io.Reader) (Summary, erro
 		s.idleLoop(idleDone)
 	}()
 	// Whatever cancels the session must also unblock a body read in progress.
+	// The deadline belongs to the connection, which may carry the next
+	// request: Run does not return while the func may still set it.
+	// Once the body has ended net/http reads the connection in the
+	// background, and a past deadline there would cancel the connection's
+	// context for good, failing the next request on it: set it only while
+	// the body can still be read.
+	readStopped := make(chan struct{})
 	stopRead := context.AfterFunc(ctx, func() {
-		if p.SetReadDeadline != nil {
+		defer close(readStopped)
+		if p.SetReadDeadline != nil && !s.bodyEnded.Load() {
 			p.SetReadDeadline(time.Unix(1, 0))
 		}
 	})
-	defer stopRead()
+	defer func() {
+		if !stopRead() {
+			<-readStopped
+		}
+	}()
 
 	err := s.read(body)
 	c.Release()
@@ -227,6 +241,9 @@ func (d deadlineReader) Read(b []byte) (int, error) {
 		d.s.p.SetReadDeadline(time.Now().Add(d.s.lim.IdleTimeout))
 	}
 	n, err := d.r.Read(b)
+	if err == io.EOF {
+		d.s.bodyEnded.Store(true)
+	}
 	if n > 0 {
 		d.s.c.lastData.Store(d.s.svc.Now().UnixNano())
 		d.s.sum.Bytes += int64(n)

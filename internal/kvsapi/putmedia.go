@@ -79,6 +79,9 @@ func (s *Server) putMedia(c *call) error {
 			return rc.Flush()
 		},
 	}, body)
+	// Bound whatever net/http still reads of the body (it drains up to 256 KB
+	// to reuse the connection); the next request gets its own deadlines.
+	rc.SetReadDeadline(time.Now().Add(2 * time.Second))
 	c.log.Info("PutMedia ended", "stream", st.Name, "fragments", sum.Fragments, "persisted", sum.Persisted,
 		"bytes", sum.Bytes, "error_id", sum.ErrorID, "err", err)
 	return nil
