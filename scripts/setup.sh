@@ -12,7 +12,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 missing=()
-for tool in ffmpeg:ffmpeg ffprobe:ffmpeg mkvinfo:mkvtoolnix curl:curl unzip:unzip gcc:gcc git:git; do
+for tool in ffmpeg:ffmpeg ffprobe:ffmpeg mkvinfo:mkvtoolnix curl:curl unzip:unzip gcc:gcc git:git chattr:e2fsprogs; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 command -v aws >/dev/null 2>&1 || missing+=(awscli)
