@@ -122,6 +122,12 @@ type Index interface {
 	Fragments(ctx context.Context, q FragmentQuery) ([]stream.Fragment, error)
 	// FragmentsAfter returns fragments of the stream with numbers above n, in number order.
 	FragmentsAfter(ctx context.Context, streamID int64, n stream.FragmentNumber, limit int) ([]stream.Fragment, error)
+	// LatestFragments returns the stream's newest n fragments by number, oldest first.
+	LatestFragments(ctx context.Context, streamID int64, n int) ([]stream.Fragment, error)
+	// CountFragments counts the stream's fragments whose start on the chosen
+	// clock is in [fromMs, beforeMs): the position of a fragment in a
+	// playlist that starts at fromMs.
+	CountFragments(ctx context.Context, streamID int64, kind TimestampKind, fromMs, beforeMs int64) (int64, error)
 	// EarliestFragment and LatestFragment return ErrNotFound for an empty stream.
 	EarliestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error)
 	LatestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error)

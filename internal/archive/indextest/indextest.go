@@ -197,6 +197,16 @@ func testFragmentQueries(t *testing.T, x archive.Index) {
 	if l, _ := x.LatestFragment(ctx, s.ID); l.Number != fr[4].Number {
 		t.Fatal("latest")
 	}
+	latest, _ := x.LatestFragments(ctx, s.ID, 2)
+	if len(latest) != 2 || latest[0].Number != fr[3].Number || latest[1].Number != fr[4].Number {
+		t.Fatalf("LatestFragments %v", numbers(latest))
+	}
+	if n, _ := x.CountFragments(ctx, s.ID, archive.ServerTimestamp, 2000, 4000); n != 3 {
+		t.Fatalf("CountFragments server [2000,4000): %d", n)
+	}
+	if n, _ := x.CountFragments(ctx, s.ID, archive.ProducerTimestamp, 0, 3000); n != 2 {
+		t.Fatalf("CountFragments producer [0,3000): %d", n)
+	}
 	segs, _ := x.Segments(ctx)
 	if len(segs) != 1 || segs[0].LiveFragments != 6 || segs[0].CommittedBytes != 132 {
 		t.Fatalf("segments %+v", segs)

@@ -141,6 +141,27 @@ func (x *Index) FragmentsAfter(ctx context.Context, streamID int64, n stream.Fra
 		streamID, int64(n), limit)
 }
 
+// LatestFragments returns the newest n fragments, oldest first.
+func (x *Index) LatestFragments(ctx context.Context, streamID int64, n int) ([]stream.Fragment, error) {
+	fs, err := x.queryFragments(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id DESC LIMIT ?`, streamID, n)
+	for i, j := 0, len(fs)-1; i < j; i, j = i+1, j-1 {
+		fs[i], fs[j] = fs[j], fs[i]
+	}
+	return fs, err
+}
+
+// CountFragments counts fragments starting in [fromMs, beforeMs) on a clock.
+func (x *Index) CountFragments(ctx context.Context, streamID int64, kind archive.TimestampKind, fromMs, beforeMs int64) (int64, error) {
+	col := "server_ms"
+	if kind == archive.ProducerTimestamp {
+		col = "producer_ms"
+	}
+	var n int64
+	err := x.r.QueryRowContext(ctx, `SELECT count(*) FROM fragments WHERE stream_id = ? AND `+col+` >= ? AND `+col+` < ?`,
+		streamID, fromMs, beforeMs).Scan(&n)
+	return n, err
+}
+
 // EarliestFragment is the stream's first fragment in number order.
 func (x *Index) EarliestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error) {
 	return scanFragment(x.r.QueryRowContext(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id LIMIT 1`, streamID))
