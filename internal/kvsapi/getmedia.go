@@ -3,6 +3,7 @@ package kvsapi
 import (
 	"context"
 	"errors"
+	"github.com/kinema/kinema/internal/apierr"
 	"net/http"
 	"sync"
 	"time"
@@ -66,7 +67,7 @@ func (s *Server) getMediaForFragmentList(c *call) error {
 		return err
 	}
 	if len(in.Fragments) < 1 || len(in.Fragments) > 1000 {
-		return invalidArg("Fragments must list 1 to 1000 fragment numbers; got %d", len(in.Fragments))
+		return apierr.InvalidArg("Fragments must list 1 to 1000 fragment numbers; got %d", len(in.Fragments))
 	}
 	nums := make([]stream.FragmentNumber, len(in.Fragments))
 	for i, v := range in.Fragments {
@@ -75,7 +76,7 @@ func (s *Server) getMediaForFragmentList(c *call) error {
 		}
 		n, err := stream.ParseFragmentNumber(v)
 		if err != nil {
-			return invalidArg("Fragment numbers are invalid: %v", err)
+			return apierr.InvalidArg("Fragment numbers are invalid: %v", err)
 		}
 		nums[i] = n
 	}
@@ -91,13 +92,13 @@ func (s *Server) getMediaForFragmentList(c *call) error {
 			continue
 		}
 		if err != nil {
-			return internalError(err)
+			return apierr.Internal(err)
 		}
 		frags[i] = f
 		found++
 	}
 	if found == 0 {
-		return notFound("none of the requested fragments exist in stream %s", st.Name)
+		return apierr.NotFound("none of the requested fragments exist in stream %s", st.Name)
 	}
 	c.w.Header().Set("Content-Type", "video/webm")
 	c.w.WriteHeader(http.StatusOK)
@@ -152,7 +153,7 @@ func (s *Server) getMedia(c *call) error {
 		return err
 	}
 	if in.StartSelector == nil || in.StartSelector.StartSelectorType == nil {
-		return invalidArg("StartSelector with StartSelectorType is required")
+		return apierr.InvalidArg("StartSelector with StartSelectorType is required")
 	}
 	sel := in.StartSelector
 	typ := *sel.StartSelectorType
@@ -179,24 +180,24 @@ func (s *Server) getMedia(c *call) error {
 			v, field = sel.ContinuationToken, "ContinuationToken"
 		}
 		if v == nil {
-			return invalidArg("%s is required with StartSelectorType %s", field, typ)
+			return apierr.InvalidArg("%s is required with StartSelectorType %s", field, typ)
 		}
 		if err := checkPattern(field, *v, 1, 128, reFragNumber); err != nil {
 			return err
 		}
 		n, err := stream.ParseFragmentNumber(*v)
 		if err != nil {
-			return invalidArg("%s: %v", field, err)
+			return apierr.InvalidArg("%s: %v", field, err)
 		}
 		if typ == "FRAGMENT_NUMBER" {
 			if _, err := idx.Fragment(c.ctx, st.ID, n); errors.Is(err, archive.ErrNotFound) {
-				return notFound("fragment %s is not found in stream %s", *v, st.Name)
+				return apierr.NotFound("fragment %s is not found in stream %s", *v, st.Name)
 			}
 		}
 		cursor = n
 	case "SERVER_TIMESTAMP", "PRODUCER_TIMESTAMP":
 		if sel.StartTimestamp == nil {
-			return invalidArg("StartTimestamp is required with StartSelectorType %s", typ)
+			return apierr.InvalidArg("StartTimestamp is required with StartSelectorType %s", typ)
 		}
 		kind, _ := selectorKind("StartSelectorType", typ)
 		// Start with the fragment that contains the time: the last one that
@@ -204,14 +205,14 @@ func (s *Server) getMedia(c *call) error {
 		ts := sel.StartTimestamp.Ms()
 		before, err := idx.Fragments(c.ctx, archive.FragmentQuery{StreamID: st.ID, Kind: kind, StartMs: ts - 60_000, EndMs: ts, Limit: 1000})
 		if err != nil {
-			return internalError(err)
+			return apierr.Internal(err)
 		}
 		if len(before) > 0 {
 			cursor = before[len(before)-1].Number - 1
 		} else {
 			after, err := idx.Fragments(c.ctx, archive.FragmentQuery{StreamID: st.ID, Kind: kind, StartMs: ts, EndMs: 1 << 62, Limit: 1})
 			if err != nil {
-				return internalError(err)
+				return apierr.Internal(err)
 			}
 			if len(after) > 0 {
 				cursor = after[0].Number - 1

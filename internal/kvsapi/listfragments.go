@@ -1,6 +1,7 @@
 package kvsapi
 
 import (
+	"github.com/kinema/kinema/internal/apierr"
 	"strconv"
 	"strings"
 
@@ -40,7 +41,7 @@ func selectorKind(field, v string) (archive.TimestampKind, error) {
 	case "PRODUCER_TIMESTAMP":
 		return archive.ProducerTimestamp, nil
 	}
-	return 0, invalidArg("%s %q is not one of [PRODUCER_TIMESTAMP SERVER_TIMESTAMP]", field, v)
+	return 0, apierr.InvalidArg("%s %q is not one of [PRODUCER_TIMESTAMP SERVER_TIMESTAMP]", field, v)
 }
 
 // listCursor is what a ListFragments NextToken carries: the query and where
@@ -65,7 +66,7 @@ func decodeListCursor(tok string) (listCursor, error) {
 		return listCursor{}, err
 	}
 	f := strings.Split(raw, ":")
-	bad := invalidArg("NextToken is not a token this server issued")
+	bad := apierr.InvalidArg("NextToken is not a token this server issued")
 	if len(f) != 7 || f[0] != "lf1" {
 		return listCursor{}, bad
 	}
@@ -87,7 +88,7 @@ func (s *Server) listFragments(c *call) (any, error) {
 	limit := int64(1000)
 	if in.MaxResults != nil {
 		if *in.MaxResults < 1 || *in.MaxResults > 1000 {
-			return nil, invalidArg("MaxResults must be 1 to 1000; got %d", *in.MaxResults)
+			return nil, apierr.InvalidArg("MaxResults must be 1 to 1000; got %d", *in.MaxResults)
 		}
 		limit = *in.MaxResults
 	}
@@ -102,13 +103,13 @@ func (s *Server) listFragments(c *call) (any, error) {
 			return nil, err
 		}
 		if cur.streamID != st.ID {
-			return nil, invalidArg("NextToken belongs to another stream")
+			return nil, apierr.InvalidArg("NextToken belongs to another stream")
 		}
 	case in.FragmentSelector != nil:
 		sel := in.FragmentSelector
 		if sel.FragmentSelectorType == nil || sel.TimestampRange == nil ||
 			sel.TimestampRange.StartTimestamp == nil || sel.TimestampRange.EndTimestamp == nil {
-			return nil, invalidArg("FragmentSelector needs FragmentSelectorType and a TimestampRange with StartTimestamp and EndTimestamp")
+			return nil, apierr.InvalidArg("FragmentSelector needs FragmentSelectorType and a TimestampRange with StartTimestamp and EndTimestamp")
 		}
 		kind, err := selectorKind("FragmentSelectorType", *sel.FragmentSelectorType)
 		if err != nil {
@@ -116,7 +117,7 @@ func (s *Server) listFragments(c *call) (any, error) {
 		}
 		start, end := sel.TimestampRange.StartTimestamp.Ms(), sel.TimestampRange.EndTimestamp.Ms()
 		if end < start {
-			return nil, invalidArg("EndTimestamp must not be before StartTimestamp")
+			return nil, apierr.InvalidArg("EndTimestamp must not be before StartTimestamp")
 		}
 		cur = listCursor{kind: kind, start: start, end: end, streamID: st.ID}
 	default:
@@ -128,7 +129,7 @@ func (s *Server) listFragments(c *call) (any, error) {
 		AfterMs: cur.afterMs, AfterNumber: cur.afterNumber, Limit: int(limit) + 1,
 	})
 	if err != nil {
-		return nil, internalError(err)
+		return nil, apierr.Internal(err)
 	}
 	out := struct {
 		Fragments []fragmentOut `json:"Fragments"`

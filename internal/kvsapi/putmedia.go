@@ -3,6 +3,7 @@ package kvsapi
 import (
 	"bufio"
 	"errors"
+	"github.com/kinema/kinema/internal/apierr"
 	"net/http"
 	"time"
 
@@ -23,7 +24,7 @@ func (s *Server) putMedia(c *call) error {
 	}
 	tcType := r.Header.Get("x-amzn-fragment-timecode-type")
 	if tcType == "" {
-		return invalidArg("the x-amzn-fragment-timecode-type header is required")
+		return apierr.InvalidArg("the x-amzn-fragment-timecode-type header is required")
 	}
 	if err := checkEnum("x-amzn-fragment-timecode-type", tcType, "ABSOLUTE", "RELATIVE"); err != nil {
 		return err
@@ -32,11 +33,11 @@ func (s *Server) putMedia(c *call) error {
 	if v := r.Header.Get("x-amzn-producer-start-timestamp"); v != "" {
 		ms, err := stream.ParseProducerStartTimestamp(v)
 		if err != nil {
-			return invalidArg("x-amzn-producer-start-timestamp: %v", err)
+			return apierr.InvalidArg("x-amzn-producer-start-timestamp: %v", err)
 		}
 		startMs = ms
 	} else if tcType == "RELATIVE" {
-		return invalidArg("the x-amzn-producer-start-timestamp header is required for RELATIVE timecodes")
+		return apierr.InvalidArg("the x-amzn-producer-start-timestamp header is required for RELATIVE timecodes")
 	}
 	st, err := s.resolve(c.ctx, ref)
 	if err != nil {
@@ -44,16 +45,16 @@ func (s *Server) putMedia(c *call) error {
 	}
 	conn, err := s.cfg.Ingest.Acquire(st.ID)
 	if errors.Is(err, ingest.ErrConnectionLimit) {
-		return apiError("ConnectionLimitExceededException", "stream %s already has a PutMedia connection", st.Name)
+		return apierr.New("ConnectionLimitExceededException", "stream %s already has a PutMedia connection", st.Name)
 	}
 	if err != nil {
-		return internalError(err)
+		return apierr.Internal(err)
 	}
 	defer conn.Release()
 
 	rc := http.NewResponseController(c.w)
 	if err := rc.EnableFullDuplex(); err != nil {
-		return internalError(err)
+		return apierr.Internal(err)
 	}
 	// Read before answering: net/http sends "100 Continue" on the first body
 	// read, and curl holds the body back for a second if the 200 comes first.

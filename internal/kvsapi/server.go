@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/kinema/kinema/internal/apierr"
 	"io"
 	"log/slog"
 	"net/http"
@@ -93,9 +94,9 @@ func (c *call) decode(v any) error {
 	if err := json.Unmarshal(c.body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return apiError("SerializationException", "field %s has the wrong type: %v", te.Field, err)
+			return apierr.New("SerializationException", "field %s has the wrong type: %v", te.Field, err)
 		}
-		return apiError("SerializationException", "malformed JSON body: %v", err)
+		return apierr.New("SerializationException", "malformed JSON body: %v", err)
 	}
 	return nil
 }
@@ -115,11 +116,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, ok := s.routes[r.URL.Path]
 	c.log = s.log.With("op", rt.op, "request_id", c.requestID)
 	if !ok {
-		s.writeError(c, apiError("UnknownOperationException", "no operation at %s %s", r.Method, r.URL.Path))
+		s.writeError(c, apierr.New("UnknownOperationException", "no operation at %s %s", r.Method, r.URL.Path))
 		return
 	}
 	if r.Method != http.MethodPost {
-		s.writeError(c, apiError("MethodNotAllowedException", "%s takes POST, not %s", rt.op, r.Method))
+		s.writeError(c, apierr.New("MethodNotAllowedException", "%s takes POST, not %s", rt.op, r.Method))
 		return
 	}
 	if rt.streaming {
@@ -131,11 +132,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxJSONBody+1))
 		if err != nil {
-			s.writeError(c, invalidArg("reading the request body: %v", err))
+			s.writeError(c, apierr.InvalidArg("reading the request body: %v", err))
 			return
 		}
 		if int64(len(body)) > s.cfg.MaxJSONBody {
-			s.writeError(c, apiError("RequestEntityTooLargeException", "request body exceeds %d bytes", s.cfg.MaxJSONBody))
+			s.writeError(c, apierr.New("RequestEntityTooLargeException", "request body exceeds %d bytes", s.cfg.MaxJSONBody))
 			return
 		}
 		c.body = body
@@ -148,13 +149,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.ident = ident
 	if rt.raw != nil {
 		if err := rt.raw(s, c); err != nil {
-			s.writeError(c, asAPIError(err))
+			s.writeError(c, apierr.As(err))
 		}
 		return
 	}
 	out, err := rt.json(s, c)
 	if err != nil {
-		s.writeError(c, asAPIError(err))
+		s.writeError(c, apierr.As(err))
 		return
 	}
 	if out == nil {
@@ -162,34 +163,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
-		s.writeError(c, internalError(err))
+		s.writeError(c, apierr.Internal(err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
 }
 
-func authError(err error) *Error {
+func authError(err error) *apierr.Error {
 	var se *sigv4.Error
 	if errors.As(err, &se) {
-		if _, ok := errorStatus[se.Code]; ok {
-			return &Error{Type: se.Code, Status: http.StatusForbidden, Message: se.Message}
+		if _, ok := apierr.Status[se.Code]; ok {
+			return &apierr.Error{Type: se.Code, Status: http.StatusForbidden, Message: se.Message}
 		}
-		return &Error{Type: "InvalidSignatureException", Status: http.StatusForbidden, Message: se.Message}
+		return &apierr.Error{Type: "InvalidSignatureException", Status: http.StatusForbidden, Message: se.Message}
 	}
-	return &Error{Type: "InternalFailure", Status: http.StatusInternalServerError, Message: err.Error()}
+	return &apierr.Error{Type: "InternalFailure", Status: http.StatusInternalServerError, Message: err.Error()}
 }
 
-func (s *Server) writeError(c *call, e *Error) {
+func (s *Server) writeError(c *call, e *apierr.Error) {
 	level := slog.LevelInfo
 	if e.Status >= 500 {
 		level = slog.LevelError
 	}
 	c.log.Log(c.ctx, level, "request failed", "type", e.Type, "status", e.Status, "msg", e.Message)
-	h := c.w.Header()
-	h.Set("x-amzn-ErrorType", e.Type)
-	h.Set("Content-Type", "application/json")
-	c.w.WriteHeader(e.Status)
-	b, _ := json.Marshal(map[string]string{"message": e.Message})
-	c.w.Write(b)
+	apierr.Write(c.w, e)
 }

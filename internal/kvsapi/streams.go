@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/kinema/kinema/internal/apierr"
 	"net"
 	"net/http"
 	"strings"
@@ -70,7 +71,7 @@ func (s *Server) createStream(c *call) (any, error) {
 		return nil, err
 	}
 	if in.StreamName == nil {
-		return nil, invalidArg("StreamName is required")
+		return nil, apierr.InvalidArg("StreamName is required")
 	}
 	if err := checkStreamName(*in.StreamName); err != nil {
 		return nil, err
@@ -99,13 +100,13 @@ func (s *Server) createStream(c *call) (any, error) {
 	if in.DataRetentionInHours != nil {
 		h := *in.DataRetentionInHours
 		if h < 0 || h > maxRetentionHours {
-			return nil, invalidArg("DataRetentionInHours must be 0 to %d; got %d", maxRetentionHours, h)
+			return nil, apierr.InvalidArg("DataRetentionInHours must be 0 to %d; got %d", maxRetentionHours, h)
 		}
 		st.RetentionHours = int(h)
 	}
 	if in.StreamStorageConfiguration != nil {
 		if in.StreamStorageConfiguration.DefaultStorageTier == nil {
-			return nil, invalidArg("StreamStorageConfiguration.DefaultStorageTier is required")
+			return nil, apierr.InvalidArg("StreamStorageConfiguration.DefaultStorageTier is required")
 		}
 		if err := checkEnum("DefaultStorageTier", *in.StreamStorageConfiguration.DefaultStorageTier, "HOT", "WARM"); err != nil {
 			return nil, err
@@ -113,23 +114,23 @@ func (s *Server) createStream(c *call) (any, error) {
 		st.StorageTier = *in.StreamStorageConfiguration.DefaultStorageTier
 	}
 	if in.Tags != nil && len(in.Tags) == 0 {
-		return nil, invalidArg("Tags must hold 1 to %d tags when given", maxTags)
+		return nil, apierr.InvalidArg("Tags must hold 1 to %d tags when given", maxTags)
 	}
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	err := s.cfg.Archive.Index.CreateStream(c.ctx, st, in.Tags)
 	if errors.Is(err, archive.ErrExists) {
-		return nil, apiError("ResourceInUseException", "The stream %s already exists.", st.Name)
+		return nil, apierr.New("ResourceInUseException", "The stream %s already exists.", st.Name)
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, apierr.Internal(err)
 	}
 	c.log.Info("stream created", "stream", st.Name, "retention_hours", st.RetentionHours)
 	return map[string]string{"StreamARN": st.ARN()}, nil
 }
 
-// firstAPIError unwraps the first *Error of a joined error.
+// firstAPIError unwraps the first *apierr.Error of a joined error.
 func firstAPIError(err error) error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		for _, e := range j.Unwrap() {
@@ -190,7 +191,7 @@ func (s *Server) listStreams(c *call) (any, error) {
 	limit := int64(10000)
 	if in.MaxResults != nil {
 		if *in.MaxResults < 1 || *in.MaxResults > 10000 {
-			return nil, invalidArg("MaxResults must be 1 to 10000; got %d", *in.MaxResults)
+			return nil, apierr.InvalidArg("MaxResults must be 1 to 10000; got %d", *in.MaxResults)
 		}
 		limit = *in.MaxResults
 	}
@@ -223,7 +224,7 @@ func (s *Server) listStreams(c *call) (any, error) {
 	}
 	list, err := s.cfg.Archive.Index.ListStreams(c.ctx, s.cfg.Account, prefix, after, int(limit)+1)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, apierr.Internal(err)
 	}
 	out := struct {
 		StreamInfoList []streamInfo `json:"StreamInfoList"`
@@ -250,7 +251,7 @@ func (s *Server) deleteStream(c *call) (any, error) {
 		return nil, err
 	}
 	if in.StreamARN == nil {
-		return nil, invalidArg("StreamARN is required")
+		return nil, apierr.InvalidArg("StreamARN is required")
 	}
 	st, err := s.resolve(c.ctx, streamRef{StreamARN: in.StreamARN})
 	if err != nil {
@@ -261,14 +262,14 @@ func (s *Server) deleteStream(c *call) (any, error) {
 			return nil, err
 		}
 		if *in.CurrentVersion != st.Version {
-			return nil, apiError("VersionMismatchException", "CurrentVersion %s is not the stream's version", *in.CurrentVersion)
+			return nil, apierr.New("VersionMismatchException", "CurrentVersion %s is not the stream's version", *in.CurrentVersion)
 		}
 	}
 	if err := s.cfg.Archive.Index.DeleteStream(c.ctx, st.ID); err != nil {
 		if errors.Is(err, archive.ErrNotFound) {
-			return nil, notFound("The requested stream is not found or not active.")
+			return nil, apierr.NotFound("The requested stream is not found or not active.")
 		}
-		return nil, internalError(err)
+		return nil, apierr.Internal(err)
 	}
 	s.cfg.Archive.Live.Forget(st.ID)
 	if s.cfg.Janitor != nil {
@@ -289,7 +290,7 @@ type updateStreamInput struct {
 // giving the stream a new version when fn succeeds.
 func (s *Server) versioned(c *call, ref streamRef, current *string, fn func(*stream.Stream) error) (*stream.Stream, error) {
 	if current == nil {
-		return nil, invalidArg("CurrentVersion is required")
+		return nil, apierr.InvalidArg("CurrentVersion is required")
 	}
 	if err := checkPattern("CurrentVersion", *current, 1, 64, reVersion); err != nil {
 		return nil, err
@@ -300,7 +301,7 @@ func (s *Server) versioned(c *call, ref streamRef, current *string, fn func(*str
 	}
 	out, err := s.cfg.Archive.Index.UpdateStream(c.ctx, st.ID, func(cur *stream.Stream) error {
 		if cur.Version != *current {
-			return apiError("VersionMismatchException", "CurrentVersion %s is not the stream's version", *current)
+			return apierr.New("VersionMismatchException", "CurrentVersion %s is not the stream's version", *current)
 		}
 		if err := fn(cur); err != nil {
 			return err
@@ -309,7 +310,7 @@ func (s *Server) versioned(c *call, ref streamRef, current *string, fn func(*str
 		return nil
 	})
 	if errors.Is(err, archive.ErrNotFound) {
-		return nil, notFound("The requested stream is not found or not active.")
+		return nil, apierr.NotFound("The requested stream is not found or not active.")
 	}
 	return out, err
 }
@@ -347,17 +348,17 @@ func (s *Server) updateDataRetention(c *call) (any, error) {
 		return nil, err
 	}
 	if in.Operation == nil {
-		return nil, invalidArg("Operation is required")
+		return nil, apierr.InvalidArg("Operation is required")
 	}
 	if err := checkEnum("Operation", *in.Operation, "INCREASE_DATA_RETENTION", "DECREASE_DATA_RETENTION"); err != nil {
 		return nil, err
 	}
 	if in.DataRetentionChangeInHours == nil {
-		return nil, invalidArg("DataRetentionChangeInHours is required")
+		return nil, apierr.InvalidArg("DataRetentionChangeInHours is required")
 	}
 	change := *in.DataRetentionChangeInHours
 	if change < 1 {
-		return nil, invalidArg("DataRetentionChangeInHours must be at least 1; got %d", change)
+		return nil, apierr.InvalidArg("DataRetentionChangeInHours must be at least 1; got %d", change)
 	}
 	decrease := *in.Operation == "DECREASE_DATA_RETENTION"
 	_, err := s.versioned(c, in.streamRef, in.CurrentVersion, func(st *stream.Stream) error {
@@ -366,7 +367,7 @@ func (s *Server) updateDataRetention(c *call) (any, error) {
 			h = int64(st.RetentionHours) - change
 		}
 		if h < 0 || h > maxRetentionHours {
-			return invalidArg("retention would become %d hours; it must stay within 0 to %d", h, maxRetentionHours)
+			return apierr.InvalidArg("retention would become %d hours; it must stay within 0 to %d", h, maxRetentionHours)
 		}
 		st.RetentionHours = int(h)
 		return nil
@@ -391,7 +392,7 @@ func (s *Server) getDataEndpoint(c *call) (any, error) {
 		return nil, err
 	}
 	if in.APIName == nil {
-		return nil, invalidArg("APIName is required")
+		return nil, apierr.InvalidArg("APIName is required")
 	}
 	if err := checkEnum("APIName", *in.APIName, apiNames...); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package kvsapi
 
 import (
 	"errors"
+	"github.com/kinema/kinema/internal/apierr"
 
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/stream"
@@ -11,17 +12,17 @@ import (
 func (s *Server) setTags(c *call, st *stream.Stream, set map[string]string, remove []string) error {
 	err := s.cfg.Archive.Index.TagStream(c.ctx, st.ID, set, remove, maxTags)
 	if errors.Is(err, archive.ErrTooManyTags) {
-		return apiError("TagsPerResourceExceededLimitException", "a stream may have at most %d tags", maxTags)
+		return apierr.New("TagsPerResourceExceededLimitException", "a stream may have at most %d tags", maxTags)
 	}
 	if err != nil {
-		return internalError(err)
+		return apierr.Internal(err)
 	}
 	return nil
 }
 
 func checkTagKeys(keys []string) error {
 	if len(keys) < 1 || len(keys) > maxTags {
-		return invalidArg("TagKeyList must hold 1 to %d keys; got %d", maxTags, len(keys))
+		return apierr.InvalidArg("TagKeyList must hold 1 to %d keys; got %d", maxTags, len(keys))
 	}
 	for _, k := range keys {
 		if err := checkPattern("tag key", k, 1, 128, reTag); err != nil {
@@ -42,7 +43,7 @@ func (s *Server) tagStream(c *call) (any, error) {
 		return nil, err
 	}
 	if len(in.Tags) == 0 {
-		return nil, invalidArg("Tags must hold 1 to %d tags", maxTags)
+		return nil, apierr.InvalidArg("Tags must hold 1 to %d tags", maxTags)
 	}
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
@@ -90,7 +91,7 @@ func (s *Server) listTags(c *call, st *stream.Stream, next *string) (any, error)
 	}
 	tags, err := s.cfg.Archive.Index.StreamTags(c.ctx, st.ID)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, apierr.Internal(err)
 	}
 	return map[string]any{"Tags": tags}, nil
 }
@@ -110,13 +111,13 @@ func (s *Server) listTagsForStream(c *call) (any, error) {
 // resource resolves a ResourceARN; Kinema's only taggable resources are streams.
 func (s *Server) resource(c *call, arn *string) (*stream.Stream, error) {
 	if arn == nil {
-		return nil, invalidArg("ResourceARN is required")
+		return nil, apierr.InvalidArg("ResourceARN is required")
 	}
 	if err := checkLen("ResourceARN", *arn, 1, 1024); err != nil {
 		return nil, err
 	}
 	if !reStreamARN.MatchString(*arn) {
-		return nil, apiError("InvalidResourceFormatException", "ResourceARN %q is not a stream ARN", *arn)
+		return nil, apierr.New("InvalidResourceFormatException", "ResourceARN %q is not a stream ARN", *arn)
 	}
 	return s.resolve(c.ctx, streamRef{StreamARN: arn})
 }
@@ -147,12 +148,12 @@ func (s *Server) tagResource(c *call) (any, error) {
 		return nil, err
 	}
 	if len(in.Tags) < 1 || len(in.Tags) > maxTags {
-		return nil, invalidArg("Tags must hold 1 to %d tags; got %d", maxTags, len(in.Tags))
+		return nil, apierr.InvalidArg("Tags must hold 1 to %d tags; got %d", maxTags, len(in.Tags))
 	}
 	set := make(map[string]string, len(in.Tags))
 	for _, t := range in.Tags {
 		if t.Key == nil || t.Value == nil {
-			return nil, invalidArg("every tag needs a Key and a Value")
+			return nil, apierr.InvalidArg("every tag needs a Key and a Value")
 		}
 		set[*t.Key] = *t.Value
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"github.com/kinema/kinema/internal/apierr"
 	"regexp"
 	"unicode/utf8"
 
@@ -26,7 +27,7 @@ var (
 func checkLen(field, v string, min, max int) error {
 	n := utf8.RuneCountInString(v)
 	if n < min || n > max {
-		return invalidArg("%s must be %d to %d characters long; got %d", field, min, max, n)
+		return apierr.InvalidArg("%s must be %d to %d characters long; got %d", field, min, max, n)
 	}
 	return nil
 }
@@ -36,7 +37,7 @@ func checkPattern(field, v string, min, max int, re *regexp.Regexp) error {
 		return err
 	}
 	if !re.MatchString(v) {
-		return invalidArg("%s %q does not match the pattern %s", field, v, re.String())
+		return apierr.InvalidArg("%s %q does not match the pattern %s", field, v, re.String())
 	}
 	return nil
 }
@@ -49,12 +50,12 @@ func checkEnum(field, v string, allowed ...string) error {
 			return nil
 		}
 	}
-	return invalidArg("%s %q is not one of %v", field, v, allowed)
+	return apierr.InvalidArg("%s %q is not one of %v", field, v, allowed)
 }
 
 func checkTags(tags map[string]string) error {
 	if len(tags) > maxTags {
-		return apiError("TagsPerResourceExceededLimitException", "at most %d tags are allowed; got %d", maxTags, len(tags))
+		return apierr.New("TagsPerResourceExceededLimitException", "at most %d tags are allowed; got %d", maxTags, len(tags))
 	}
 	for k, v := range tags {
 		if err := checkPattern("tag key", k, 1, 128, reTag); err != nil {
@@ -78,7 +79,7 @@ type streamRef struct {
 // resolve finds the live stream a request names.
 func (s *Server) resolve(ctx context.Context, ref streamRef) (*stream.Stream, error) {
 	if ref.StreamName == nil && ref.StreamARN == nil {
-		return nil, invalidArg("either StreamName or StreamARN must be given")
+		return nil, apierr.InvalidArg("either StreamName or StreamARN must be given")
 	}
 	var name string
 	var parts *stream.ARNParts
@@ -88,7 +89,7 @@ func (s *Server) resolve(ctx context.Context, ref streamRef) (*stream.Stream, er
 		}
 		p, err := stream.ParseARN(*ref.StreamARN)
 		if err != nil {
-			return nil, invalidArg("%v", err)
+			return nil, apierr.InvalidArg("%v", err)
 		}
 		parts, name = &p, p.Name
 	}
@@ -97,20 +98,20 @@ func (s *Server) resolve(ctx context.Context, ref streamRef) (*stream.Stream, er
 			return nil, err
 		}
 		if parts != nil && parts.Name != *ref.StreamName {
-			return nil, invalidArg("StreamName %q and StreamARN %q name different streams", *ref.StreamName, *ref.StreamARN)
+			return nil, apierr.InvalidArg("StreamName %q and StreamARN %q name different streams", *ref.StreamName, *ref.StreamARN)
 		}
 		name = *ref.StreamName
 	}
 	if parts != nil && parts.Account != s.cfg.Account {
-		return nil, notFound("stream %s is not found", *ref.StreamARN)
+		return nil, apierr.NotFound("stream %s is not found", *ref.StreamARN)
 	}
 	st, err := s.cfg.Archive.Index.StreamByName(ctx, s.cfg.Account, name)
 	if errors.Is(err, archive.ErrNotFound) || (err == nil && parts != nil &&
 		(parts.CreatedMs != st.Created.UnixMilli() || parts.Region != st.Region)) {
-		return nil, notFound("The requested stream %s is not found or not active.", name)
+		return nil, apierr.NotFound("The requested stream %s is not found or not active.", name)
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, apierr.Internal(err)
 	}
 	return st, nil
 }
@@ -125,7 +126,7 @@ func decodeToken(field, tok string, max int) (string, error) {
 	}
 	b, err := base64.StdEncoding.DecodeString(tok)
 	if err != nil {
-		return "", invalidArg("%s is not a token this server issued", field)
+		return "", apierr.InvalidArg("%s is not a token this server issued", field)
 	}
 	return string(b), nil
 }

@@ -1,6 +1,12 @@
-package kvsapi
+// Package apierr is the one table of API error types Kinema answers with,
+// in the shape AWS clients parse: the type in the x-amzn-ErrorType header,
+// {"message": ...} as the JSON body, and the HTTP status the service model
+// gives each type. Every HTTP surface (the KVS API, playback resources,
+// the clip-metadata API) reports errors through it.
+package apierr
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,7 +23,8 @@ type Error struct {
 func (e *Error) Error() string { return e.Type + ": " + e.Message }
 
 // The one table of error types and their HTTP statuses (kvs-api.md §1).
-var errorStatus = map[string]int{
+// Status maps each error type to its HTTP status.
+var Status = map[string]int{
 	"InvalidArgumentException":                 http.StatusBadRequest,
 	"ClientLimitExceededException":             http.StatusBadRequest,
 	"ResourceNotFoundException":                http.StatusNotFound,
@@ -49,31 +56,45 @@ var errorStatus = map[string]int{
 	"StreamEdgeConfigurationNotFoundException": http.StatusNotFound,
 }
 
-func apiError(typ, format string, args ...any) *Error {
-	st, ok := errorStatus[typ]
+// New returns an error of a type from the table.
+func New(typ, format string, args ...any) *Error {
+	st, ok := Status[typ]
 	if !ok {
-		panic("kvsapi: error type missing from the table: " + typ)
+		panic("apierr: error type missing from the table: " + typ)
 	}
 	return &Error{Type: typ, Status: st, Message: fmt.Sprintf(format, args...)}
 }
 
-func invalidArg(format string, args ...any) *Error {
-	return apiError("InvalidArgumentException", format, args...)
+// InvalidArg is an InvalidArgumentException.
+func InvalidArg(format string, args ...any) *Error {
+	return New("InvalidArgumentException", format, args...)
 }
 
-func notFound(format string, args ...any) *Error {
-	return apiError("ResourceNotFoundException", format, args...)
+// NotFound is a ResourceNotFoundException.
+func NotFound(format string, args ...any) *Error {
+	return New("ResourceNotFoundException", format, args...)
 }
 
-func internalError(err error) *Error {
-	return apiError("InternalFailure", "internal error: %v", err)
+// Internal wraps an unexpected failure.
+func Internal(err error) *Error {
+	return New("InternalFailure", "internal error: %v", err)
 }
 
-// asAPIError maps any error to an *Error (unknown errors become InternalFailure).
-func asAPIError(err error) *Error {
+// As maps any error to an *Error (unknown errors become InternalFailure).
+func As(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
 	}
-	return internalError(err)
+	return Internal(err)
+}
+
+// Write sends e as the response.
+func Write(w http.ResponseWriter, e *Error) {
+	h := w.Header()
+	h.Set("x-amzn-ErrorType", e.Type)
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	b, _ := json.Marshal(map[string]string{"message": e.Message})
+	w.Write(b)
 }
