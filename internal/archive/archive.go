@@ -107,7 +107,8 @@ type Index interface {
 	TagStream(ctx context.Context, id int64, set map[string]string, remove []string, max int) error
 
 	PutHeader(ctx context.Context, streamID int64, data []byte) (int64, error)
-	Header(ctx context.Context, id int64) ([]byte, error)
+	// Header returns a stored track set and the stream it belongs to.
+	Header(ctx context.Context, id int64) (streamID int64, data []byte, err error)
 	LastHeader(ctx context.Context, streamID int64) (int64, []byte, error)
 
 	NewSegment(ctx context.Context) (int64, error)

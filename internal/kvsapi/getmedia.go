@@ -29,7 +29,7 @@ func (s *Server) chunkHeader(ctx context.Context, id int64) ([]byte, error) {
 	if ok {
 		return b, nil
 	}
-	data, err := s.cfg.Archive.Index.Header(ctx, id)
+	_, data, err := s.cfg.Archive.Index.Header(ctx, id)
 	if err != nil {
 		return nil, err
 	}

@@ -126,8 +126,8 @@ func testHeaders(t *testing.T, x archive.Index) {
 	if a != a2 || a == b {
 		t.Fatalf("header ids %d %d %d: same content must give the same id", a, b, a2)
 	}
-	if d, _ := x.Header(ctx, b); string(d) != "tracks-2" {
-		t.Fatalf("header %q", d)
+	if sid, d, _ := x.Header(ctx, b); string(d) != "tracks-2" || sid != s.ID {
+		t.Fatalf("header %q of stream %d", d, sid)
 	}
 	if id, d, _ := x.LastHeader(ctx, s.ID); id != b || string(d) != "tracks-2" {
 		t.Fatalf("last header %d %q", id, d)

@@ -72,3 +72,23 @@ CREATE TABLE IF NOT EXISTS reclaims (
 	offset     INTEGER NOT NULL,
 	length     INTEGER NOT NULL
 );
+
+-- Clip records of the device clip-metadata API (internal/clipmeta,
+-- docs/clip-metadata.md). One row per (client, device, stream, begin); id is
+-- clipmeta.ClipID of that key. Secondary indexes of a WITHOUT ROWID table
+-- end with the primary key, so each lists in (begin_ms, id) order; a range
+-- scan starts at from - 24 h, the longest clip.
+CREATE TABLE IF NOT EXISTS clips (
+	id          TEXT    PRIMARY KEY,
+	client_id   TEXT    NOT NULL,
+	device_id   TEXT    NOT NULL,
+	stream_name TEXT    NOT NULL,
+	begin_ms    INTEGER NOT NULL,
+	end_ms      INTEGER NOT NULL,
+	duration_ms INTEGER NOT NULL,
+	created_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS clips_key       ON clips(client_id, device_id, stream_name, begin_ms);
+CREATE INDEX IF NOT EXISTS        clips_by_device ON clips(client_id, device_id, begin_ms);
+CREATE INDEX IF NOT EXISTS        clips_by_stream ON clips(client_id, stream_name, begin_ms);
+CREATE INDEX IF NOT EXISTS        clips_by_client ON clips(client_id, begin_ms);

@@ -256,14 +256,15 @@ func (x *Index) PutHeader(ctx context.Context, streamID int64, data []byte) (int
 	return id, err
 }
 
-// Header returns a stored track set.
-func (x *Index) Header(ctx context.Context, id int64) ([]byte, error) {
+// Header returns a stored track set and its stream.
+func (x *Index) Header(ctx context.Context, id int64) (int64, []byte, error) {
+	var streamID int64
 	var data []byte
-	err := x.r.QueryRowContext(ctx, `SELECT data FROM headers WHERE id = ?`, id).Scan(&data)
+	err := x.r.QueryRowContext(ctx, `SELECT stream_id, data FROM headers WHERE id = ?`, id).Scan(&streamID, &data)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, archive.ErrNotFound
+		return 0, nil, archive.ErrNotFound
 	}
-	return data, err
+	return streamID, data, err
 }
 
 // LastHeader returns the newest track set stored for the stream.
