@@ -23,6 +23,7 @@ import (
 	"github.com/kinema/kinema/internal/archive/sqlindex"
 	"github.com/kinema/kinema/internal/ingest"
 	"github.com/kinema/kinema/internal/kvsapi"
+	"github.com/kinema/kinema/internal/playback"
 	"github.com/kinema/kinema/internal/sigv4"
 	"github.com/kinema/kinema/internal/tlsutil"
 )
@@ -154,8 +155,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 
+	keys, err := playback.LoadKeyring(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	api := kvsapi.New(kvsapi.Config{
 		Archive: a.Archive, Ingest: ing, Janitor: janitor,
+		Playback:     &playback.Server{Archive: a.Archive, Keys: keys, Log: cfg.Logger},
 		Verifier:     &sigv4.Verifier{Service: "kinesisvideo", Region: cfg.Region, Credentials: creds, Now: cfg.SignatureClock},
 		Account:      cfg.Account,
 		Region:       cfg.Region,

@@ -31,6 +31,8 @@ func routeTable() map[string]route {
 		// archived media
 		{op: "ListFragments", json: (*Server).listFragments},
 		{op: "GetMediaForFragmentList", raw: (*Server).getMediaForFragmentList},
+		{op: "GetHLSStreamingSessionURL", json: (*Server).getHLSStreamingSessionURL},
+		{op: "GetDASHStreamingSessionURL", json: (*Server).getDASHStreamingSessionURL},
 	}
 	m := make(map[string]route, len(rs))
 	for _, r := range rs {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/ingest"
+	"github.com/kinema/kinema/internal/playback"
 	"github.com/kinema/kinema/internal/sigv4"
 )
 
@@ -27,6 +28,7 @@ import (
 type Config struct {
 	Archive  *archive.Archive
 	Ingest   *ingest.Service
+	Playback *playback.Server
 	Janitor  *archive.Janitor
 	Verifier *sigv4.Verifier
 	Account  string // 12-digit account id in ARNs
@@ -113,6 +115,11 @@ func newRequestID() string {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{ctx: r.Context(), r: r, w: w, requestID: newRequestID()}
 	w.Header().Set("x-amzn-RequestId", c.requestID)
+	// Playback resources carry a session token instead of a signature.
+	if s.cfg.Playback != nil && (strings.HasPrefix(r.URL.Path, playback.HLSPrefix) || strings.HasPrefix(r.URL.Path, playback.DASHPrefix)) {
+		s.cfg.Playback.ServeHTTP(w, r)
+		return
+	}
 	rt, ok := s.routes[r.URL.Path]
 	c.log = s.log.With("op", rt.op, "request_id", c.requestID)
 	if !ok {

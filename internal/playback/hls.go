@@ -1,0 +1,153 @@
+package playback
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/kinema/kinema/internal/stream"
+)
+
+// playlistTrack is what the master playlist needs to know of a track.
+type playlistTrack struct {
+	Number     uint64
+	Video      bool
+	Codec      string
+	Width      int
+	Height     int
+	FrameRate  float64
+	SampleRate int
+}
+
+// masterPlaylist lists the video rendition (and audio as its own rendition
+// for fMP4; MPEG-TS muxes every track into one playlist).
+func masterPlaylist(token string, s *Session, tracks []playlistTrack, bandwidth int) string {
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n")
+	fmt.Fprintf(&b, "#EXT-X-VERSION:%d\n", version(s))
+	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+	var video, audio *playlistTrack
+	var codecs []string
+	for i := range tracks {
+		t := &tracks[i]
+		if t.Video && video == nil {
+			video = t
+		}
+		if !t.Video && audio == nil {
+			audio = t
+		}
+	}
+	main := video
+	if main == nil {
+		main = audio
+	}
+	if main == nil {
+		return b.String()
+	}
+	codecs = append(codecs, main.Codec)
+	audioGroup := ""
+	if audio != nil && video != nil {
+		codecs = append(codecs, audio.Codec)
+		if s.Container == FragmentedMP4 {
+			audioGroup = `,AUDIO="audio"`
+			fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"getHLSMediaPlaylist.m3u8?SessionToken=%s&TrackNumber=%d\"\n",
+				token, audio.Number)
+		}
+	}
+	fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=\"%s\"", max(bandwidth, 1), strings.Join(codecs, ","))
+	if video != nil && video.Width > 0 {
+		fmt.Fprintf(&b, ",RESOLUTION=%dx%d", video.Width, video.Height)
+	}
+	if video != nil && video.FrameRate > 0 {
+		fmt.Fprintf(&b, ",FRAME-RATE=%.3f", video.FrameRate)
+	}
+	b.WriteString(audioGroup)
+	fmt.Fprintf(&b, "\ngetHLSMediaPlaylist.m3u8?SessionToken=%s&TrackNumber=%d\n", token, main.Number)
+	return b.String()
+}
+
+func version(s *Session) int {
+	if s.Container == FragmentedMP4 {
+		return 7
+	}
+	return 3
+}
+
+// mediaPlaylist lists the window's fragments for one track (fMP4) or for
+// all tracks (MPEG-TS). headerSeq gives the init segment each fragment needs.
+func mediaPlaylist(token string, s *Session, w *window, track uint64) string {
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n")
+	fmt.Fprintf(&b, "#EXT-X-VERSION:%d\n", version(s))
+	target := int64(1)
+	for _, f := range w.frags {
+		target = max(target, int64(math.Ceil(float64(f.DurationMs)/1000)))
+	}
+	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
+	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", w.seq)
+	if s.Discontinuity == DiscontinuityAlways {
+		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", w.seq)
+	}
+	if s.Mode == OnDemand {
+		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
+	}
+	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+	var header int64 = -1
+	var prevEnd int64
+	for i := range w.frags {
+		f := &w.frags[i]
+		disc := false
+		switch s.Discontinuity {
+		case DiscontinuityAlways:
+			disc = true
+		case DiscontinuityOnGap:
+			disc = i > 0 && abs(f.ProducerMs-prevEnd) > 50
+		}
+		// A new track set (codec private data changed) needs a new init
+		// segment, which HLS allows only across a discontinuity.
+		newHeader := f.HeaderID != header
+		if newHeader && i > 0 {
+			disc = true
+		}
+		if disc && i > 0 {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if newHeader && s.Container == FragmentedMP4 {
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"getMP4InitFragment.mp4?SessionToken=%s&TrackNumber=%d&SequenceNumber=%d\"\n", token, track, f.HeaderID)
+		}
+		header = f.HeaderID
+		if s.ShowTimestamp {
+			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", time.UnixMilli(s.fragmentTime(f)).UTC().Format("2006-01-02T15:04:05.000Z"))
+		}
+		fmt.Fprintf(&b, "#EXTINF:%.3f,\n", float64(max(f.DurationMs, 1))/1000)
+		if s.Container == FragmentedMP4 {
+			fmt.Fprintf(&b, "getMP4MediaFragment.mp4?FragmentNumber=%s&SessionToken=%s&TrackNumber=%d\n", f.Number, token, track)
+		} else {
+			fmt.Fprintf(&b, "getTSFragment.ts?FragmentNumber=%s&SessionToken=%s\n", f.Number, token)
+		}
+		prevEnd = f.ProducerMs + f.DurationMs
+	}
+	if w.ended {
+		b.WriteString("#EXT-X-ENDLIST\n")
+	}
+	return b.String()
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// bandwidthOf estimates peak bits per second from fragment sizes.
+func bandwidthOf(frags []stream.Fragment) int {
+	peak := 0.0
+	for _, f := range frags {
+		if f.DurationMs > 0 {
+			peak = max(peak, float64(f.SizeBytes)*8/(float64(f.DurationMs)/1000))
+		}
+	}
+	return int(peak * 1.1)
+}

@@ -1,0 +1,159 @@
+package playback
+
+import (
+	"context"
+
+	"github.com/kinema/kinema/internal/apierr"
+	"github.com/kinema/kinema/internal/media/fmp4"
+	"github.com/kinema/kinema/internal/stream"
+)
+
+const (
+	m3u8Type = "application/vnd.apple.mpegurl"
+	mp4Type  = "video/mp4"
+	tsType   = "video/mp2t"
+)
+
+func (p *Server) master(ctx context.Context, token string, s *Session) ([]byte, string, error) {
+	w, err := p.window(ctx, s)
+	if err != nil {
+		return nil, "", apierr.Internal(err)
+	}
+	headerID, err := p.headerFor(ctx, s, w)
+	if err != nil {
+		return nil, "", err
+	}
+	ts, err := p.tracksOf(ctx, headerID)
+	if err != nil {
+		return nil, "", err
+	}
+	var pts []playlistTrack
+	for _, t := range ts.tracks {
+		pts = append(pts, playlistTrack{Number: t.Number, Video: t.Kind == fmp4.Video, Codec: t.Codec,
+			Width: t.Width, Height: t.Height, FrameRate: frameRate(t, w.frags), SampleRate: t.SampleRate})
+	}
+	return []byte(masterPlaylist(token, s, pts, bandwidthOf(w.frags))), m3u8Type, nil
+}
+
+// headerFor picks the track set the master playlist describes: that of the
+// window's newest fragment, else the stream's newest.
+func (p *Server) headerFor(ctx context.Context, s *Session, w *window) (int64, error) {
+	if n := len(w.frags); n > 0 {
+		return w.frags[n-1].HeaderID, nil
+	}
+	id, _, err := p.Archive.Index.LastHeader(ctx, s.StreamID)
+	if err != nil {
+		return 0, apierr.NotFound("the stream has no media")
+	}
+	return id, nil
+}
+
+// frameRate comes from the SPS when it says; else it is estimated from the
+// fragments' lengths is not possible, so 0 leaves FRAME-RATE out.
+func frameRate(t *fmp4.Track, _ []stream.Fragment) float64 {
+	return t.FrameRate
+}
+
+func (p *Server) media(ctx context.Context, token string, s *Session, q map[string][]string) ([]byte, string, error) {
+	track, err := trackNumber(q)
+	if err != nil {
+		return nil, "", err
+	}
+	w, err := p.window(ctx, s)
+	if err != nil {
+		return nil, "", apierr.Internal(err)
+	}
+	if track == 0 {
+		track = 1
+	}
+	return []byte(mediaPlaylist(token, s, w, track)), m3u8Type, nil
+}
+
+func (p *Server) initSegment(ctx context.Context, s *Session, q map[string][]string) ([]byte, string, error) {
+	track, err := trackNumber(q)
+	if err != nil {
+		return nil, "", err
+	}
+	headerID, err := strconvInt(first(q, "SequenceNumber"))
+	if err != nil {
+		id, _, lerr := p.Archive.Index.LastHeader(ctx, s.StreamID)
+		if lerr != nil {
+			return nil, "", apierr.NotFound("the stream has no media")
+		}
+		headerID = id
+	}
+	ts, err := p.tracksOf(ctx, headerID)
+	if err == nil && ts.streamID != s.StreamID {
+		err = apierr.NotFound("no init segment %d in this stream", headerID)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	var tracks []*fmp4.Track
+	for _, t := range ts.tracks {
+		if track == 0 || t.Number == track {
+			tracks = append(tracks, t)
+		}
+	}
+	if len(tracks) == 0 {
+		return nil, "", apierr.NotFound("the stream has no playable track %d", track)
+	}
+	b, err := fmp4.AppendInit(nil, tracks...)
+	if err != nil {
+		return nil, "", codecError(err)
+	}
+	return b, mp4Type, nil
+}
+
+func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]string) ([]byte, string, error) {
+	track, err := trackNumber(q)
+	if err != nil {
+		return nil, "", err
+	}
+	f, data, err := p.fragment(ctx, s, q)
+	if err != nil {
+		return nil, "", err
+	}
+	ts, err := p.tracksOf(ctx, f.HeaderID)
+	if err != nil {
+		return nil, "", err
+	}
+	samples, err := fmp4.FragmentSamples(ts.header, ts.tracks, data, 0)
+	if err != nil {
+		return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
+	}
+	var out []byte
+	for _, t := range ts.tracks {
+		if track != 0 && t.Number != track {
+			continue
+		}
+		out, err = fmp4.AppendMediaSegment(out, uint32(f.Number), t, samples[t.Number])
+		if err != nil {
+			return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
+		}
+	}
+	if out == nil {
+		return nil, "", apierr.NotFound("the fragment has no track %d", track)
+	}
+	return out, mp4Type, nil
+}
+
+func (p *Server) tsSegment(ctx context.Context, s *Session, q map[string][]string) ([]byte, string, error) {
+	f, data, err := p.fragment(ctx, s, q)
+	if err != nil {
+		return nil, "", err
+	}
+	ts, err := p.tracksOf(ctx, f.HeaderID)
+	if err != nil {
+		return nil, "", err
+	}
+	samples, err := fmp4.FragmentSamples(ts.header, ts.tracks, data, 0)
+	if err != nil {
+		return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
+	}
+	b, err := fmp4.AppendTS(nil, nil, ts.tracks, samples)
+	if err != nil {
+		return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
+	}
+	return b, tsType, nil
+}

@@ -1,0 +1,230 @@
+package playback
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kinema/kinema/internal/apierr"
+	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/media/fmp4"
+	"github.com/kinema/kinema/internal/media/mkv"
+	"github.com/kinema/kinema/internal/stream"
+)
+
+// Server serves session URLs' resources. Requests carry no signature, only
+// the SessionToken; a forged, altered or expired token gets 403.
+type Server struct {
+	Archive *archive.Archive
+	Keys    *Keyring
+	Now     func() time.Time
+	Log     *slog.Logger
+
+	mu     sync.Mutex
+	tracks map[int64]*trackSet // by header id
+}
+
+type trackSet struct {
+	streamID int64
+	header   mkv.Header
+	tracks   []*fmp4.Track
+	err      error
+}
+
+// Prefixes of the resources Server answers.
+const (
+	HLSPrefix  = "/hls/v1/"
+	DASHPrefix = "/dash/v1/"
+)
+
+// ServeHTTP answers GETs under HLSPrefix and DASHPrefix.
+func (p *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	// Browser players on another origin must be able to read everything.
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Range, Content-Type")
+	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag, x-amzn-ErrorType")
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		apierr.Write(w, apierr.New("MethodNotAllowedException", "playback resources take GET"))
+		return
+	}
+	q := r.URL.Query()
+	s, err := p.Keys.Parse(q.Get("SessionToken"), p.now())
+	if err != nil {
+		apierr.Write(w, &apierr.Error{Type: "NotAuthorizedException", Status: http.StatusForbidden, Message: err.Error()})
+		return
+	}
+	ctx := r.Context()
+	st, err := p.Archive.Index.StreamByID(ctx, s.StreamID)
+	if err != nil || st.Created.UnixMilli() != s.StreamCreatedMs {
+		apierr.Write(w, apierr.NotFound("the session's stream no longer exists"))
+		return
+	}
+	token := q.Get("SessionToken")
+	var resource string
+	switch {
+	case s.Kind == HLS && strings.HasPrefix(r.URL.Path, HLSPrefix):
+		resource = strings.TrimPrefix(r.URL.Path, HLSPrefix)
+	case s.Kind == DASH && strings.HasPrefix(r.URL.Path, DASHPrefix):
+		resource = strings.TrimPrefix(r.URL.Path, DASHPrefix)
+	default:
+		apierr.Write(w, &apierr.Error{Type: "NotAuthorizedException", Status: http.StatusForbidden, Message: "the session token is for another protocol"})
+		return
+	}
+	var body []byte
+	var ctype string
+	switch {
+	case resource == "getHLSMasterPlaylist.m3u8" && s.Kind == HLS:
+		body, ctype, err = p.master(ctx, token, s)
+	case resource == "getHLSMediaPlaylist.m3u8" && s.Kind == HLS:
+		body, ctype, err = p.media(ctx, token, s, q)
+	case resource == "getMP4InitFragment.mp4":
+		body, ctype, err = p.initSegment(ctx, s, q)
+	case resource == "getMP4MediaFragment.mp4":
+		body, ctype, err = p.mediaSegment(ctx, s, q)
+	case resource == "getTSFragment.ts" && s.Kind == HLS:
+		body, ctype, err = p.tsSegment(ctx, s, q)
+	default:
+		err = apierr.NotFound("no playback resource %s", r.URL.Path)
+	}
+	if err != nil {
+		e := apierr.As(err)
+		if e.Status >= 500 {
+			p.Log.Error("playback resource failed", "path", r.URL.Path, "err", err)
+		}
+		apierr.Write(w, e)
+		return
+	}
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if s.Mode == Live && strings.HasSuffix(resource, ".m3u8") {
+		h.Set("Cache-Control", "no-cache")
+	}
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(body)
+}
+
+// tracksOf returns the playable tracks of a stored track set.
+func (p *Server) tracksOf(ctx context.Context, headerID int64) (*trackSet, error) {
+	p.mu.Lock()
+	ts := p.tracks[headerID]
+	p.mu.Unlock()
+	if ts != nil {
+		return ts, ts.err
+	}
+	streamID, data, err := p.Archive.Index.Header(ctx, headerID)
+	if errors.Is(err, archive.ErrNotFound) {
+		return nil, apierr.NotFound("no track set %d", headerID)
+	}
+	if err != nil {
+		return nil, apierr.Internal(err)
+	}
+	h, err := mkv.DecodeHeaderTracks(data)
+	if err != nil {
+		return nil, apierr.Internal(err)
+	}
+	ts = &trackSet{header: *h, streamID: streamID}
+	ts.tracks, err = fmp4.TracksFromHeader(*h)
+	if err != nil {
+		ts.err = codecError(err)
+	}
+	p.mu.Lock()
+	if p.tracks == nil || len(p.tracks) > 4096 {
+		p.tracks = map[int64]*trackSet{}
+	}
+	p.tracks[headerID] = ts
+	p.mu.Unlock()
+	return ts, ts.err
+}
+
+func codecError(err error) error {
+	switch {
+	case errors.Is(err, fmp4.ErrMissingCodecPrivate):
+		return apierr.New("MissingCodecPrivateDataException", "%v", err)
+	case errors.Is(err, fmp4.ErrInvalidCodecPrivate):
+		return apierr.New("InvalidCodecPrivateDataException", "%v", err)
+	}
+	return apierr.New("UnsupportedStreamMediaTypeException", "%v", err)
+}
+
+// checkCodecs refuses a session whose newest track set cannot be played.
+func (p *Server) checkCodecs(ctx context.Context, streamID int64) error {
+	id, _, err := p.Archive.Index.LastHeader(ctx, streamID)
+	if errors.Is(err, archive.ErrNotFound) {
+		return apierr.NotFound("the stream has no media")
+	}
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	_, err = p.tracksOf(ctx, id)
+	return err
+}
+
+// fragment finds a fragment of the session's stream, received or persisted,
+// and its bytes; it must lie within what the session grants.
+func (p *Server) fragment(ctx context.Context, s *Session, q map[string][]string) (*stream.Fragment, []byte, error) {
+	v := first(q, "FragmentNumber")
+	n, err := stream.ParseFragmentNumber(v)
+	if err != nil {
+		return nil, nil, apierr.InvalidArg("FragmentNumber: %v", err)
+	}
+	for _, lf := range p.Archive.Live.Recent(s.StreamID) {
+		if lf.Fragment.Number == n && lf.Data != nil {
+			f := lf.Fragment
+			return p.granted(s, &f, lf.Data)
+		}
+	}
+	f, err := p.Archive.Index.Fragment(ctx, s.StreamID, n)
+	if errors.Is(err, archive.ErrNotFound) {
+		return nil, nil, apierr.NotFound("fragment %s is not in this stream", v)
+	}
+	if err != nil {
+		return nil, nil, apierr.Internal(err)
+	}
+	data, err := p.Archive.Read(ctx, f)
+	if err != nil {
+		return nil, nil, apierr.Internal(err)
+	}
+	return p.granted(s, f, data)
+}
+
+func (p *Server) granted(s *Session, f *stream.Fragment, data []byte) (*stream.Fragment, []byte, error) {
+	if s.Mode != Live {
+		t := s.fragmentTime(f)
+		if t < s.StartMs || (s.EndMs != 0 && t > s.EndMs) {
+			return nil, nil, apierr.NotFound("fragment %s is outside this session's range", f.Number)
+		}
+	}
+	return f, data, nil
+}
+
+func first(q map[string][]string, k string) string {
+	if v := q[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func trackNumber(q map[string][]string) (uint64, error) {
+	v := first(q, "TrackNumber")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		return 0, apierr.InvalidArg("TrackNumber %q is not a track number", v)
+	}
+	return n, nil
+}
