@@ -21,6 +21,7 @@ import (
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/archive/localfs"
 	"github.com/kinema/kinema/internal/archive/sqlindex"
+	"github.com/kinema/kinema/internal/clipmeta"
 	"github.com/kinema/kinema/internal/ingest"
 	"github.com/kinema/kinema/internal/kvsapi"
 	"github.com/kinema/kinema/internal/playback"
@@ -169,6 +170,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		GetMediaIdle: cfg.GetMediaIdle,
 		Logger:       cfg.Logger,
 	})
+	api.SetClipMeta(&clipmeta.Handler{Store: a.index, StreamExists: api.StreamExists, SessionURL: api.ClipSessionURL, Logger: cfg.Logger})
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(cfg.HTTP2 && tlsConfig != nil)

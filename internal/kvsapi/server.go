@@ -6,6 +6,7 @@
 package kvsapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/clipmeta"
 	"github.com/kinema/kinema/internal/ingest"
 	"github.com/kinema/kinema/internal/playback"
 	"github.com/kinema/kinema/internal/sigv4"
@@ -29,6 +31,9 @@ type Config struct {
 	Archive  *archive.Archive
 	Ingest   *ingest.Service
 	Playback *playback.Server
+	// ClipMeta serves the device clip-metadata API (clipmeta.Path); it is
+	// called after the signature check, with the body restored.
+	ClipMeta http.Handler
 	Janitor  *archive.Janitor
 	Verifier *sigv4.Verifier
 	Account  string // 12-digit account id in ARNs
@@ -72,6 +77,10 @@ func New(cfg Config) *Server {
 	s.routes = routeTable()
 	return s
 }
+
+// SetClipMeta mounts the clip-metadata API, which itself calls back into
+// the server (StreamExists, ClipSessionURL), hence after New.
+func (s *Server) SetClipMeta(h http.Handler) { s.cfg.ClipMeta = h }
 
 // DefaultAccount is the account id of the single-tenant embedded server.
 const DefaultAccount = "000000000000"
@@ -118,6 +127,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Playback resources carry a session token instead of a signature.
 	if s.cfg.Playback != nil && (strings.HasPrefix(r.URL.Path, playback.HLSPrefix) || strings.HasPrefix(r.URL.Path, playback.DASHPrefix)) {
 		s.cfg.Playback.ServeHTTP(w, r)
+		return
+	}
+	if s.cfg.ClipMeta != nil && (r.URL.Path == clipmeta.Path || strings.HasPrefix(r.URL.Path, clipmeta.Path+"/")) {
+		s.serveClipMeta(c)
 		return
 	}
 	rt, ok := s.routes[r.URL.Path]
@@ -175,6 +188,51 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
+}
+
+// serveClipMeta checks the signature of a clip-metadata call (any method;
+// its GETs carry a JSON body) and hands it on with the body restored.
+func (s *Server) serveClipMeta(c *call) {
+	c.log = s.log.With("op", "ClipMetadata", "request_id", c.requestID)
+	body, err := io.ReadAll(io.LimitReader(c.r.Body, s.cfg.MaxJSONBody+1))
+	if err != nil {
+		s.writeError(c, apierr.InvalidArg("reading the request body: %v", err))
+		return
+	}
+	if int64(len(body)) > s.cfg.MaxJSONBody {
+		s.writeError(c, apierr.New("RequestEntityTooLargeException", "request body exceeds %d bytes", s.cfg.MaxJSONBody))
+		return
+	}
+	if _, err := s.cfg.Verifier.Verify(c.r, body, false); err != nil {
+		s.writeError(c, authError(err))
+		return
+	}
+	c.r.Body = io.NopCloser(bytes.NewReader(body))
+	s.cfg.ClipMeta.ServeHTTP(c.w, c.r)
+}
+
+// ClipSessionURL returns an HLS session URL that plays [beginMs, endMs] of a
+// stream by producer time: what a clip-metadata GET answers.
+func (s *Server) ClipSessionURL(ctx context.Context, r *http.Request, streamName string, beginMs, endMs int64) (string, error) {
+	st, err := s.resolve(ctx, streamRef{StreamName: &streamName})
+	if err != nil {
+		return "", err
+	}
+	sess, err := s.cfg.Playback.NewSession(ctx, playback.Request{Stream: st, Kind: playback.HLS, Mode: playback.OnDemand,
+		Selector: archive.ProducerTimestamp, SelectorSet: true, StartMs: &beginMs, EndMs: &endMs})
+	if err != nil {
+		return "", err
+	}
+	return s.publicURL(r) + playback.HLSPrefix + "getHLSMasterPlaylist.m3u8?SessionToken=" + s.cfg.Playback.Keys.Token(sess), nil
+}
+
+// StreamExists reports whether the account has a live stream of that name.
+func (s *Server) StreamExists(ctx context.Context, name string) (bool, error) {
+	_, err := s.cfg.Archive.Index.StreamByName(ctx, s.cfg.Account, name)
+	if errors.Is(err, archive.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func authError(err error) *apierr.Error {
