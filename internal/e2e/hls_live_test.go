@@ -3,9 +3,9 @@ package e2e
 import (
 	"context"
 	"os/exec"
-	"strings"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
