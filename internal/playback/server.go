@@ -92,6 +92,8 @@ func (p *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body, ctype, err = p.initSegment(ctx, s, q)
 	case resource == "getMP4MediaFragment.mp4":
 		body, ctype, err = p.mediaSegment(ctx, s, q)
+	case resource == "getDASHManifest.mpd" && s.Kind == DASH:
+		body, ctype, err = p.manifest(ctx, token, s)
 	case resource == "getTSFragment.ts" && s.Kind == HLS:
 		body, ctype, err = p.tsSegment(ctx, s, q)
 	default:
@@ -107,7 +109,7 @@ func (p *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Content-Type", ctype)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	if s.Mode == Live && strings.HasSuffix(resource, ".m3u8") {
+	if s.Mode != OnDemand && (strings.HasSuffix(resource, ".m3u8") || strings.HasSuffix(resource, ".mpd")) {
 		h.Set("Cache-Control", "no-cache")
 	}
 	if r.Method == http.MethodHead {
