@@ -33,6 +33,7 @@ func routeTable() map[string]route {
 		{op: "GetMediaForFragmentList", raw: (*Server).getMediaForFragmentList},
 		{op: "GetHLSStreamingSessionURL", json: (*Server).getHLSStreamingSessionURL},
 		{op: "GetDASHStreamingSessionURL", json: (*Server).getDASHStreamingSessionURL},
+		{op: "GetClip", raw: (*Server).getClip},
 	}
 	m := make(map[string]route, len(rs))
 	for _, r := range rs {

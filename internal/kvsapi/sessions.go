@@ -1,6 +1,7 @@
 package kvsapi
 
 import (
+	"github.com/kinema/kinema/internal/apierr"
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/playback"
 )
@@ -124,4 +125,31 @@ func (s *Server) getDASHStreamingSessionURL(c *call) (any, error) {
 	}
 	url := s.publicURL(c.r) + playback.DASHPrefix + "getDASHManifest.mpd?SessionToken=" + s.cfg.Playback.Keys.Token(sess)
 	return map[string]string{"DASHStreamingSessionURL": url}, nil
+}
+
+type getClipInput struct {
+	streamRef
+	ClipFragmentSelector *sessionSelector `json:"ClipFragmentSelector"`
+}
+
+func (s *Server) getClip(c *call) error {
+	var in getClipInput
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	sel := in.ClipFragmentSelector
+	if sel == nil || sel.FragmentSelectorType == nil || sel.TimestampRange == nil ||
+		sel.TimestampRange.StartTimestamp == nil || sel.TimestampRange.EndTimestamp == nil {
+		return apierr.InvalidArg("ClipFragmentSelector needs FragmentSelectorType and a TimestampRange with StartTimestamp and EndTimestamp")
+	}
+	kind, err := selectorKind("FragmentSelectorType", *sel.FragmentSelectorType)
+	if err != nil {
+		return err
+	}
+	st, err := s.resolve(c.ctx, in.streamRef)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Playback.WriteClip(c.ctx, c.w, playback.ClipRequest{Stream: st, Selector: kind,
+		StartMs: sel.TimestampRange.StartTimestamp.Ms(), EndMs: sel.TimestampRange.EndTimestamp.Ms()})
 }
