@@ -78,26 +78,44 @@ type Conn struct {
 	streamID int64
 	lastData atomic.Int64 // unix ns of the last body bytes
 	preempt  chan struct{}
+	released chan struct{}
 	once     sync.Once
+	relOnce  sync.Once
 }
 
-// Acquire claims the stream's ingest slot. A connection that has been silent
-// for Limits.StaleAfter is pre-empted in favour of the new one.
+// rotationWait is how long a new connection waits for the stream's current
+// one to finish its body: a producer rotating its connection sends the old
+// body's end first, but the new request may overtake it on the network.
+const rotationWait = 2 * time.Second
+
+// Acquire claims the stream's ingest slot, waiting up to rotationWait for a
+// connection that is ending. A connection that has been silent for
+// Limits.StaleAfter is pre-empted in favour of the new one.
 func (s *Service) Acquire(streamID int64) (*Conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.Now().UnixNano()
-	if old := s.active[streamID]; old != nil {
-		if now-old.lastData.Load() < int64(s.Limits.StaleAfter) {
+	deadline := time.NewTimer(rotationWait)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		old := s.active[streamID]
+		now := s.Now().UnixNano()
+		if old == nil || now-old.lastData.Load() >= int64(s.Limits.StaleAfter) {
+			if old != nil {
+				old.once.Do(func() { close(old.preempt) })
+				delete(s.active, streamID)
+			}
+			c := &Conn{svc: s, streamID: streamID, preempt: make(chan struct{}), released: make(chan struct{})}
+			c.lastData.Store(now)
+			s.active[streamID] = c
+			s.mu.Unlock()
+			return c, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-old.released:
+		case <-deadline.C:
 			return nil, ErrConnectionLimit
 		}
-		old.once.Do(func() { close(old.preempt) })
-		delete(s.active, streamID)
 	}
-	c := &Conn{svc: s, streamID: streamID, preempt: make(chan struct{})}
-	c.lastData.Store(now)
-	s.active[streamID] = c
-	return c, nil
 }
 
 // Release gives the slot back (called once the body has ended: a connection
@@ -108,4 +126,5 @@ func (c *Conn) Release() {
 	if c.svc.active[c.streamID] == c {
 		delete(c.svc.active, c.streamID)
 	}
+	c.relOnce.Do(func() { close(c.released) })
 }
