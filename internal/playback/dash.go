@@ -106,6 +106,12 @@ func renderMPD(token string, s *Session, w *window, tracks []*fmp4.Track, header
 		}
 		b.WriteString("        </SegmentList>\n      </Representation>\n    </AdaptationSet>\n")
 	}
-	b.WriteString("  </Period>\n</MPD>\n")
+	b.WriteString("  </Period>\n")
+	if !static {
+		// Players must agree with the server on "now" to find the live edge;
+		// without this dash.js asks a public time server.
+		fmt.Fprintf(&b, "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"%s\"/>\n", now.UTC().Format("2006-01-02T15:04:05.000Z"))
+	}
+	b.WriteString("</MPD>\n")
 	return b.String()
 }

@@ -60,12 +60,16 @@ type element struct {
 }
 
 // children calls visit for each child element in p (base is p's offset in
-// the cluster, for messages).
-func children(p []byte, base int, visit func(e element) error) error {
+// the cluster, for messages). With stop set, an element for which stop is
+// true ends p there (the end of a Cluster of unknown size).
+func children(p []byte, base int, stop func(id uint32) bool, visit func(e element) error) error {
 	for pos := 0; pos < len(p); {
 		id, il, ok := readID(p[pos:])
 		if !ok {
 			return errCluster(base+pos, "bad element ID")
+		}
+		if stop != nil && stop(id) {
+			return nil
 		}
 		size, sl, unknown, ok := readSize(p[pos+il:])
 		if !ok || unknown {
@@ -112,9 +116,13 @@ func walkCluster(cluster []byte, visit func(tc uint64, b mkv.Block) error) error
 		}
 		body = body[:size]
 	}
+	var stop func(uint32) bool
+	if unknown {
+		stop = endsUnknownCluster
+	}
 	var tc uint64
 	haveTC := false
-	return children(body, il+sl, func(e element) error {
+	return children(body, il+sl, stop, func(e element) error {
 		switch e.id {
 		case mkv.IDTimecode:
 			if haveTC || len(e.payload) > 8 {
@@ -138,6 +146,17 @@ func walkCluster(cluster []byte, visit func(tc uint64, b mkv.Block) error) error
 	})
 }
 
+// endsUnknownCluster reports the IDs that end a Cluster of unknown size:
+// the Segment's children and a new EBML document.
+func endsUnknownCluster(id uint32) bool {
+	switch id {
+	case mkv.IDCluster, mkv.IDTags, mkv.IDCues, mkv.IDSeekHead, mkv.IDInfo, mkv.IDTracks,
+		mkv.IDChapters, mkv.IDAttachments, mkv.IDEBML, mkv.IDSegment:
+		return true
+	}
+	return false
+}
+
 // parseBlock fills an mkv.Block from a SimpleBlock or BlockGroup element.
 func parseBlock(e element) (mkv.Block, error) {
 	b := mkv.Block{Element: e.payload}
@@ -152,7 +171,7 @@ func parseBlock(e element) (mkv.Block, error) {
 	// A BlockGroup is a key frame unless it references another block.
 	b.Group, b.Keyframe = true, true
 	seen := false
-	err := children(e.payload, e.off, func(c element) error {
+	err := children(e.payload, e.off, nil, func(c element) error {
 		switch c.id {
 		case mkv.IDBlock:
 			track, tc, flags, ok := blockHeader(c.payload)

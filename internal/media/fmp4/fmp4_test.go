@@ -3,8 +3,10 @@ package fmp4
 import (
 	"bytes"
 	"math"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	mcfmp4 "github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -20,13 +22,15 @@ type mediaCase struct {
 }
 
 func (c mediaCase) name() string {
-	return c.file + []string{"", "/annexb", "/as-is"}[c.mode]
+	return c.file + []string{"", "/annexb", "/as-is", "/in-band"}[c.mode]
 }
 
 var fmp4Cases = []mediaCase{
 	{"h264.mkv", perKeyframe},
 	{"h264.mkv", annexB},
+	{"h264.mkv", inBand},
 	{"h265.mkv", perKeyframe},
+	{"h265.mkv", inBand},
 	{"h265-opengop.mkv", perKeyframe},
 	{"aac.mkv", perKeyframe},
 	{"h264-alaw.mkv", perKeyframe},
@@ -197,5 +201,95 @@ func TestSegmentByOracle(t *testing.T) {
 			got.IsNonSyncSample == v[i].Keyframe || !bytes.Equal(got.Payload, v[i].Data) {
 			t.Fatalf("sample %d: %+v", i, got)
 		}
+	}
+}
+
+// TestAnnexBCodecPrivate: a producer that puts Annex-B parameter sets in
+// CodecPrivate instead of an avcC/hvcC record still plays; the record built
+// from them gives the same codec string as the real one.
+func TestAnnexBCodecPrivate(t *testing.T) {
+	for _, file := range []string{"h264.mkv", "h265.mkv"} {
+		t.Run(file, func(t *testing.T) {
+			src := mediaFile(t, file)
+			s := store(t, src, perKeyframe)
+			orig, err := TracksFromHeader(s.header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cpd []byte
+			for _, u := range orig[0].paramSets {
+				cpd = append(append(cpd, 0, 0, 0, 1), u...)
+			}
+			s.header.Tracks = append([]mkv.Track(nil), s.header.Tracks...)
+			s.header.Tracks[0].CodecPrivate = cpd
+			tracks, err := TracksFromHeader(s.header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tracks[0].Codec != orig[0].Codec || tracks[0].SampleEntry != orig[0].SampleEntry {
+				t.Errorf("codec %s %s from Annex-B, %s %s from the record", tracks[0].Codec, tracks[0].SampleEntry, orig[0].Codec, orig[0].SampleEntry)
+			}
+			path := writeTemp(t, "annexb-cpd.mp4", fragmentsOf(t, s, tracks, tracks[0]))
+			decodeClean(t, path)
+			if got, want := probe(t, path)[0].NbReadFrames, probe(t, src)[0].NbReadFrames; got != want {
+				t.Errorf("%s frames, source %s", got, want)
+			}
+		})
+	}
+}
+
+// TestHEVCWithoutVPSInRecord: a camera whose hvcC lacks the VPS but sends
+// it in-band gets an hev1 sample entry (which allows in-band parameter
+// sets), and both fMP4 and TS decode every frame. ffmpeg complains once, at
+// init, that the sample entry's SPS refers to a VPS it has not seen yet;
+// that is the only message allowed.
+func TestHEVCWithoutVPSInRecord(t *testing.T) {
+	src := mediaFile(t, "h265.mkv")
+	s := store(t, src, inBand)
+	orig, err := TracksFromHeader(s.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cpd []byte
+	for _, u := range orig[0].paramSets[1:] { // SPS and PPS, no VPS
+		cpd = append(append(cpd, 0, 0, 0, 1), u...)
+	}
+	s.header.Tracks = append([]mkv.Track(nil), s.header.Tracks...)
+	s.header.Tracks[0].CodecPrivate = cpd
+	tracks, err := TracksFromHeader(s.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tracks[0]
+	if tr.SampleEntry != "hev1" || tr.Codec != "hev1"+orig[0].Codec[4:] {
+		t.Fatalf("sample entry %s, codec %s", tr.SampleEntry, tr.Codec)
+	}
+	path := writeTemp(t, "hev1.mp4", fragmentsOf(t, s, tracks, tr))
+	out, _ := exec.Command("ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames,codec_tag_string", "-of", "csv=p=0", path).CombinedOutput()
+	want := probe(t, src)[0].NbReadFrames
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if !strings.Contains(l, "VPS 0 does not exist") && !strings.Contains(l, "SPS 0 does not exist") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || lines[0] != "hev1,"+want {
+		t.Errorf("fMP4: ffprobe says %q, want %s frames in hev1", lines, want)
+	}
+	var st TSState
+	var ts []byte
+	for i, c := range s.clusters {
+		ss, err := FragmentSamples(s.header, tracks, c, s.nextStart(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ts, err = AppendTS(ts, &st, tracks[:1], ss); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path = writeTemp(t, "hev1.ts", ts)
+	decodeClean(t, path)
+	if got := probe(t, path)[0].NbReadFrames; got != want {
+		t.Errorf("TS: %s frames, source %s", got, want)
 	}
 }

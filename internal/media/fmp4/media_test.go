@@ -2,6 +2,7 @@ package fmp4
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -122,6 +123,9 @@ const (
 	annexB
 	// asIs keeps the source's clusters and block bytes (lacing, groups).
 	asIs
+	// inBand is perKeyframe with the CodecPrivate's parameter sets repeated
+	// in front of every video key frame, as cameras send them.
+	inBand
 )
 
 // store reads a media file with the mkv reader and rebuilds it as stored
@@ -135,7 +139,8 @@ func store(t testing.TB, path string, mode storeMode) *stored {
 	r := mkv.NewReader(bytes.NewReader(data), mkv.Options{})
 	s := &stored{ptsUs: map[uint64][]int64{}}
 	var video uint64
-	var tc uint64 // source cluster timecode
+	var params []byte // length-prefixed parameter sets, for inBand
+	var tc uint64     // source cluster timecode
 	var cur []mkv.Block
 	var curStart int64 = -1
 	flush := func() {
@@ -162,6 +167,15 @@ func store(t testing.TB, path string, mode storeMode) *stored {
 			for _, tr := range s.header.Tracks {
 				if tr.Type == mkv.TrackTypeVideo {
 					video = tr.Number
+				}
+			}
+			if mode == inBand {
+				tracks, err := TracksFromHeader(s.header)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, u := range tracks[0].paramSets {
+					params = append(binary.BigEndian.AppendUint32(params, uint32(len(u))), u...)
 				}
 			}
 		case mkv.EventClusterStart:
@@ -197,6 +211,9 @@ func store(t testing.TB, path string, mode storeMode) *stored {
 			for _, f := range frames {
 				if mode == annexB && b.Track == video {
 					f = toAnnexB(t, f)
+				}
+				if mode == inBand && b.Track == video && b.Keyframe {
+					f = append(append([]byte(nil), params...), f...)
 				}
 				cur = append(cur, mkv.NewSimpleBlock(b.Track, int16(pts-curStart), b.Keyframe, f))
 			}

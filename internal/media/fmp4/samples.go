@@ -42,11 +42,13 @@ type Sample struct {
 //     SPS (H.264 VUI max_num_reorder_frames, else 0 for profiles without B
 //     slices and 2 otherwise; H.265 sps_max_num_reorder_pics) and the frame
 //     duration from SPS timing, MKV DefaultDuration, or else the smallest PTS
-//     step of the fragment. S therefore depends only on the track set and is
-//     the same in every fragment, so decode times run on across fragment
-//     boundaries. Only when a fragment reorders deeper than that (a camera
-//     whose SPS understates it) S grows for that fragment to the smallest
-//     shift that keeps DTS <= PTS.
+//     step of the fragment. S therefore depends only on the track set (or,
+//     with no frame-rate hint at all, on the frame spacing, which cameras
+//     keep regular) and is the same in every fragment, so decode times run
+//     on across fragment boundaries. Only when a fragment reorders deeper
+//     than that (a camera whose SPS understates it, or VUI timing above the
+//     real frame rate) S grows for that fragment to the smallest shift that
+//     keeps DTS <= PTS.
 //   - Duration: the next sample's DTS minus this one's. For the last sample
 //     of a fragment: audio takes the codec's frame duration (1024 AAC
 //     samples, or the G.711 sample count), which is exact; video takes the
@@ -273,9 +275,11 @@ func validLengthPrefixed(f []byte, lengthSize int) bool {
 	return n > 0
 }
 
-// splitNALUs splits a validated length-prefixed frame into its units.
+// splitNALUs splits a length-prefixed frame into its units. Empty units are
+// dropped and a unit that overruns the frame ends it, so that samples built
+// by hand cannot make the writers index an empty unit.
 func splitNALUs(f []byte, lengthSize int, dst [][]byte) [][]byte {
-	for pos := 0; pos+lengthSize <= len(f); {
+	for pos := 0; lengthSize > 0 && pos+lengthSize <= len(f); {
 		l := 0
 		for _, c := range f[pos : pos+lengthSize] {
 			l = l<<8 | int(c)
@@ -284,7 +288,9 @@ func splitNALUs(f []byte, lengthSize int, dst [][]byte) [][]byte {
 		if l > len(f)-pos {
 			break
 		}
-		dst = append(dst, f[pos:pos+l:pos+l])
+		if l > 0 {
+			dst = append(dst, f[pos:pos+l:pos+l])
+		}
 		pos += l
 	}
 	return dst

@@ -169,3 +169,25 @@ func TestTimeConversion(t *testing.T) {
 		t.Errorf("to90kHz(-1) = %d", got)
 	}
 }
+
+// TestUnknownSizeCluster: a cluster of unknown size, as producers stream
+// them, ends at the next level-1 element.
+func TestUnknownSizeCluster(t *testing.T) {
+	h := mkv.Header{Tracks: []mkv.Track{{Number: 1, Type: mkv.TrackTypeAudio, CodecID: CodecIDAAC, CodecPrivate: []byte{0x11, 0x90}}}}
+	tracks, err := TracksFromHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mkv.AppendClusterStartUnknown(nil, epochMs)
+	c = mkv.AppendSimpleBlock(c, 1, 0, true, []byte{1, 2, 3})
+	c = mkv.AppendSimpleBlock(c, 1, 21, true, []byte{4, 5})
+	c = mkv.AppendTags(c, []mkv.SimpleTag{{Name: "AWS_KINESISVIDEO_END_OF_FRAGMENT"}})
+	c = mkv.AppendClusterStartUnknown(c, epochMs+42)
+	ss, err := FragmentSamples(h, tracks, c, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss[1]) != 2 || ss[1][1].PTS != (epochMs+21)*48 || ss[1][1].Duration != 1024 {
+		t.Fatalf("samples %+v", ss[1])
+	}
+}

@@ -138,7 +138,7 @@ func newTrack(mt *mkv.Track) (*Track, error) {
 			return nil, err
 		}
 		if t.Width <= 0 || t.Height <= 0 {
-			t.Width, t.Height = int(min(mt.PixelWidth, 1<<16)), int(min(mt.PixelHeight, 1<<16))
+			t.Width, t.Height = int(min(mt.PixelWidth, maxDimension)), int(min(mt.PixelHeight, maxDimension))
 		}
 		t.setFrameRate(mt.DefaultDuration)
 		return t, nil

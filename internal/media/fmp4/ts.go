@@ -45,7 +45,8 @@ type tsEvent struct {
 // ADTS. PTS and DTS are the samples' absolute times at 90 kHz, modulo 2^33
 // as MPEG-TS counts them. st carries continuity counters across the
 // segments of one playlist; nil starts them at zero. PIDs are 0x100 plus the
-// track number, so they are stable across segments.
+// track number, so they are stable across segments. G.711 cannot be carried
+// (ErrUnsupportedCodec): pass only tracks whose SupportsTS is true.
 func AppendTS(dst []byte, st *TSState, tracks []*Track, samples map[uint64][]Sample) ([]byte, error) {
 	if len(tracks) == 0 {
 		return nil, fmt.Errorf("fmp4: AppendTS without tracks")
@@ -56,8 +57,10 @@ func AppendTS(dst []byte, st *TSState, tracks []*Track, samples map[uint64][]Sam
 		if !t.SupportsTS() {
 			return nil, fmt.Errorf("%w: %s cannot be carried in MPEG-TS", ErrUnsupportedCodec, t.Codec)
 		}
-		mt := &mpegts.Track{PID: 0x100 + uint16(k)}
-		if t.Number < 0x0E00 {
+		// 0x100 + number stays below the PMT's PID (0x1000); the rare
+		// larger track number gets a PID above it, by position.
+		mt := &mpegts.Track{PID: 0x1100 + uint16(k)}
+		if t.Number < 0x0F00 {
 			mt.PID = 0x100 + uint16(t.Number)
 		}
 		switch {

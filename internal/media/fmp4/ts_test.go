@@ -14,7 +14,9 @@ func TestTS(t *testing.T) {
 	for _, mc := range []mediaCase{
 		{"h264.mkv", perKeyframe},
 		{"h264.mkv", annexB},
+		{"h264.mkv", inBand},
 		{"h265.mkv", perKeyframe},
+		{"h265.mkv", inBand},
 		{"h265-opengop.mkv", perKeyframe},
 		{"aac.mkv", perKeyframe},
 		{"baseline.mkv", perKeyframe},
