@@ -124,7 +124,7 @@ func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]st
 	}
 	var out []byte
 	for _, t := range ts.tracks {
-		if track != 0 && t.Number != track {
+		if (track != 0 && t.Number != track) || len(samples[t.Number]) == 0 {
 			continue
 		}
 		out, err = fmp4.AppendMediaSegment(out, uint32(f.Number), t, samples[t.Number])
@@ -151,7 +151,13 @@ func (p *Server) tsSegment(ctx context.Context, s *Session, q map[string][]strin
 	if err != nil {
 		return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
 	}
-	b, err := fmp4.AppendTS(nil, nil, ts.tracks, samples)
+	var tracks []*fmp4.Track
+	for _, t := range ts.tracks {
+		if t.SupportsTS() {
+			tracks = append(tracks, t)
+		}
+	}
+	b, err := fmp4.AppendTS(nil, nil, tracks, samples)
 	if err != nil {
 		return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
 	}
