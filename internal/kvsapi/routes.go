@@ -34,6 +34,8 @@ func routeTable() map[string]route {
 		{op: "GetHLSStreamingSessionURL", json: (*Server).getHLSStreamingSessionURL},
 		{op: "GetDASHStreamingSessionURL", json: (*Server).getDASHStreamingSessionURL},
 		{op: "GetClip", raw: (*Server).getClip},
+		// Kinema's extension: a GET URL for a clip of any length, with Range.
+		{op: "GetClipSessionURL", json: (*Server).getClipSessionURL},
 	}
 	m := make(map[string]route, len(rs))
 	for _, r := range rs {

@@ -125,7 +125,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{ctx: r.Context(), r: r, w: w, requestID: newRequestID()}
 	w.Header().Set("x-amzn-RequestId", c.requestID)
 	// Playback resources carry a session token instead of a signature.
-	if s.cfg.Playback != nil && (strings.HasPrefix(r.URL.Path, playback.HLSPrefix) || strings.HasPrefix(r.URL.Path, playback.DASHPrefix)) {
+	if s.cfg.Playback != nil && (strings.HasPrefix(r.URL.Path, playback.HLSPrefix) || strings.HasPrefix(r.URL.Path, playback.DASHPrefix) ||
+		strings.HasPrefix(r.URL.Path, playback.ClipPrefix)) {
 		s.cfg.Playback.ServeHTTP(w, r)
 		return
 	}

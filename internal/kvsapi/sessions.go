@@ -130,26 +130,49 @@ func (s *Server) getDASHStreamingSessionURL(c *call) (any, error) {
 type getClipInput struct {
 	streamRef
 	ClipFragmentSelector *sessionSelector `json:"ClipFragmentSelector"`
+	Expires              *int64           `json:"Expires"` // GetClipSessionURL only
 }
 
-func (s *Server) getClip(c *call) error {
+// clipRequest reads GetClip's input (GetClipSessionURL takes the same).
+func (s *Server) clipRequest(c *call) (playback.ClipRequest, *int64, error) {
 	var in getClipInput
 	if err := c.decode(&in); err != nil {
-		return err
+		return playback.ClipRequest{}, nil, err
 	}
 	sel := in.ClipFragmentSelector
 	if sel == nil || sel.FragmentSelectorType == nil || sel.TimestampRange == nil ||
 		sel.TimestampRange.StartTimestamp == nil || sel.TimestampRange.EndTimestamp == nil {
-		return apierr.InvalidArg("ClipFragmentSelector needs FragmentSelectorType and a TimestampRange with StartTimestamp and EndTimestamp")
+		return playback.ClipRequest{}, nil, apierr.InvalidArg("ClipFragmentSelector needs FragmentSelectorType and a TimestampRange with StartTimestamp and EndTimestamp")
 	}
 	kind, err := selectorKind("FragmentSelectorType", *sel.FragmentSelectorType)
 	if err != nil {
-		return err
+		return playback.ClipRequest{}, nil, err
 	}
 	st, err := s.resolve(c.ctx, in.streamRef)
 	if err != nil {
+		return playback.ClipRequest{}, nil, err
+	}
+	return playback.ClipRequest{Stream: st, Selector: kind, StartMs: sel.TimestampRange.StartTimestamp.Ms(),
+		EndMs: sel.TimestampRange.EndTimestamp.Ms()}, in.Expires, nil
+}
+
+func (s *Server) getClip(c *call) error {
+	req, _, err := s.clipRequest(c)
+	if err != nil {
 		return err
 	}
-	return s.cfg.Playback.WriteClip(c.ctx, c.w, playback.ClipRequest{Stream: st, Selector: kind,
-		StartMs: sel.TimestampRange.StartTimestamp.Ms(), EndMs: sel.TimestampRange.EndTimestamp.Ms()})
+	return s.cfg.Playback.WriteClip(c.ctx, c.w, req)
+}
+
+func (s *Server) getClipSessionURL(c *call) (any, error) {
+	req, expires, err := s.clipRequest(c)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := s.cfg.Playback.NewClipSession(c.ctx, req, expires)
+	if err != nil {
+		return nil, err
+	}
+	url := s.publicURL(c.r) + playback.ClipPrefix + playback.ClipResource + "?SessionToken=" + s.cfg.Playback.Keys.Token(sess)
+	return map[string]string{"ClipURL": url}, nil
 }

@@ -27,6 +27,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	tracks map[int64]*trackSet // by header id
+	plans  planCache
 }
 
 type trackSet struct {
@@ -73,6 +74,9 @@ func (p *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token := q.Get("SessionToken")
 	var resource string
 	switch {
+	case s.Kind == ClipKind && r.URL.Path == ClipPrefix+ClipResource:
+		p.serveClip(w, r, token, s, st)
+		return
 	case s.Kind == HLS && strings.HasPrefix(r.URL.Path, HLSPrefix):
 		resource = strings.TrimPrefix(r.URL.Path, HLSPrefix)
 	case s.Kind == DASH && strings.HasPrefix(r.URL.Path, DASHPrefix):
