@@ -84,6 +84,22 @@ func (p *Server) planClip(ctx context.Context, req ClipRequest) (*clipPlan, erro
 	return plan.finish(index)
 }
 
+// clipPayload returns the function that renders fragment i's part of the
+// clip's mdat, read back from the archive.
+func (p *Server) clipPayload(ctx context.Context, plan *clipPlan) func(i int) ([]byte, error) {
+	return func(i int) ([]byte, error) {
+		data, err := p.Archive.Read(ctx, &plan.frags[i])
+		if err != nil {
+			return nil, err
+		}
+		samples, err := fmp4.FragmentSamples(plan.ts.header, plan.ts.tracks, data, 0)
+		if err != nil {
+			return nil, err
+		}
+		return plan.layout.AppendFragmentPayload(nil, i, samples)
+	}
+}
+
 func (plan *clipPlan) finish(index []fmp4.ClipFragment) (*clipPlan, error) {
 	layout, err := fmp4.PlanClip(plan.ts.tracks, index)
 	if err != nil {
@@ -106,18 +122,7 @@ func (p *Server) WriteClip(ctx context.Context, w http.ResponseWriter, req ClipR
 	last := plan.frags[len(plan.frags)-1]
 	h.Set("x-kinema-clip-end", stream.FormatEpochSeconds(last.ProducerMs+last.DurationMs))
 	w.WriteHeader(http.StatusOK)
-	err = plan.layout.WriteRange(w, 0, plan.layout.Size(), func(i int) ([]byte, error) {
-		f := &plan.frags[i]
-		data, err := p.Archive.Read(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		samples, err := fmp4.FragmentSamples(plan.ts.header, plan.ts.tracks, data, 0)
-		if err != nil {
-			return nil, err
-		}
-		return plan.layout.AppendFragmentPayload(nil, i, samples)
-	})
+	err = plan.layout.WriteRange(w, 0, plan.layout.Size(), p.clipPayload(ctx, plan))
 	if err != nil {
 		p.Log.Warn("GetClip ended early", "stream", req.Stream.Name, "err", err)
 	}

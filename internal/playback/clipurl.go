@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/kinema/kinema/internal/apierr"
-	"github.com/kinema/kinema/internal/media/fmp4"
 	"github.com/kinema/kinema/internal/stream"
 )
 
@@ -134,18 +133,7 @@ func (p *Server) serveClip(w http.ResponseWriter, r *http.Request, token string,
 	if r.Method == http.MethodHead {
 		return
 	}
-	err := plan.layout.WriteRange(w, from, to, func(i int) ([]byte, error) {
-		f := &plan.frags[i]
-		data, err := p.Archive.Read(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		samples, err := fmp4.FragmentSamples(plan.ts.header, plan.ts.tracks, data, 0)
-		if err != nil {
-			return nil, err
-		}
-		return plan.layout.AppendFragmentPayload(nil, i, samples)
-	})
+	err := plan.layout.WriteRange(w, from, to, p.clipPayload(ctx, plan))
 	if err != nil && ctx.Err() == nil {
 		p.Log.Warn("clip download ended early", "stream", st.Name, "err", err)
 	}

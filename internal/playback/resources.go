@@ -105,22 +105,31 @@ func (p *Server) initSegment(ctx context.Context, s *Session, q map[string][]str
 	return b, mp4Type, nil
 }
 
+// fragmentSamples loads the requested fragment and parses it into samples.
+func (p *Server) fragmentSamples(ctx context.Context, s *Session, q map[string][]string) (*stream.Fragment, *trackSet, map[uint64][]fmp4.Sample, error) {
+	f, data, err := p.fragment(ctx, s, q)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ts, err := p.tracksOf(ctx, f.HeaderID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	samples, err := fmp4.FragmentSamples(ts.header, ts.tracks, data, 0)
+	if err != nil {
+		return nil, nil, nil, apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
+	}
+	return f, ts, samples, nil
+}
+
 func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]string) ([]byte, string, error) {
 	track, err := trackNumber(q)
 	if err != nil {
 		return nil, "", err
 	}
-	f, data, err := p.fragment(ctx, s, q)
+	f, ts, samples, err := p.fragmentSamples(ctx, s, q)
 	if err != nil {
 		return nil, "", err
-	}
-	ts, err := p.tracksOf(ctx, f.HeaderID)
-	if err != nil {
-		return nil, "", err
-	}
-	samples, err := fmp4.FragmentSamples(ts.header, ts.tracks, data, 0)
-	if err != nil {
-		return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
 	}
 	var out []byte
 	for _, t := range ts.tracks {
@@ -139,17 +148,9 @@ func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]st
 }
 
 func (p *Server) tsSegment(ctx context.Context, s *Session, q map[string][]string) ([]byte, string, error) {
-	f, data, err := p.fragment(ctx, s, q)
+	f, ts, samples, err := p.fragmentSamples(ctx, s, q)
 	if err != nil {
 		return nil, "", err
-	}
-	ts, err := p.tracksOf(ctx, f.HeaderID)
-	if err != nil {
-		return nil, "", err
-	}
-	samples, err := fmp4.FragmentSamples(ts.header, ts.tracks, data, 0)
-	if err != nil {
-		return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
 	}
 	var tracks []*fmp4.Track
 	for _, t := range ts.tracks {
