@@ -125,10 +125,11 @@ type Index interface {
 	FragmentsAfter(ctx context.Context, streamID int64, n stream.FragmentNumber, limit int) ([]stream.Fragment, error)
 	// LatestFragments returns the stream's newest n fragments by number, oldest first.
 	LatestFragments(ctx context.Context, streamID int64, n int) ([]stream.Fragment, error)
-	// CountFragments counts the stream's fragments whose start on the chosen
-	// clock is in [fromMs, beforeMs): the position of a fragment in a
-	// playlist that starts at fromMs.
-	CountFragments(ctx context.Context, streamID int64, kind TimestampKind, fromMs, beforeMs int64) (int64, error)
+	// CountFragments counts the stream's fragments that start at or after
+	// fromMs on the chosen clock and come before the fragment (beforeMs,
+	// before) in (time, number) order: that fragment's position in a
+	// playlist starting at fromMs.
+	CountFragments(ctx context.Context, streamID int64, kind TimestampKind, fromMs, beforeMs int64, before stream.FragmentNumber) (int64, error)
 	// EarliestFragment and LatestFragment return ErrNotFound for an empty stream.
 	EarliestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error)
 	LatestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error)

@@ -310,7 +310,12 @@ func (s *session) handle(ev mkv.Event) error {
 		if len(ev.Header.Tracks) == 0 {
 			return fail(putmedia.ErrInvalidMKV, "the Tracks element declares no track")
 		}
-		id, err := s.svc.Archive.Index.PutHeader(s.ctx, s.p.Stream.ID, mkv.EncodeHeaderTracks(*ev.Header))
+		// A track set is its tracks: a producer that restarts sends a new
+		// SegmentUID (and maybe another app name) with the same codec data,
+		// and players must not see that as a codec change.
+		h := *ev.Header
+		h.SegmentUID, h.Title, h.MuxingApp, h.WritingApp = nil, "", "", ""
+		id, err := s.svc.Archive.Index.PutHeader(s.ctx, s.p.Stream.ID, mkv.EncodeHeaderTracks(h))
 		if err != nil {
 			return fail(putmedia.ErrInternal, "storing track set: %v", err)
 		}
@@ -525,8 +530,18 @@ type fragmentBuilder struct {
 	ticks        uint64
 	buf          []byte
 	blocks       int
-	minTC, maxTC int16
-	lastDelta    int16 // gap between the two latest distinct block times
+	// Per track, the two latest distinct presentation times: the last
+	// frame lasts as long as the gap between them. (Tracking the jumps of
+	// the running maximum instead would measure a whole B-frame mini-GOP.)
+	times [maxTrackTimes]trackTimes
+}
+
+const maxTrackTimes = 4
+
+type trackTimes struct {
+	track         uint64
+	last, before  int16
+	seen, seenTwo bool
 }
 
 const clusterSizeOffset = 4 // after the 4-byte Cluster ID
@@ -546,19 +561,23 @@ func (f *fragmentBuilder) add(b mkv.Block) {
 		id = mkv.IDBlockGroup
 	}
 	f.buf = mkv.AppendElement(f.buf, id, b.Element)
-	tc := b.Timecode
-	if f.blocks == 0 {
-		f.minTC, f.maxTC = tc, tc
-	} else {
-		if tc > f.maxTC {
-			f.lastDelta = tc - f.maxTC
-			f.maxTC = tc
-		}
-		if tc < f.minTC {
-			f.minTC = tc
-		}
-	}
 	f.blocks++
+	for i := range f.times {
+		tt := &f.times[i]
+		if tt.seen && tt.track != b.Track {
+			continue
+		}
+		tc := b.Timecode
+		switch {
+		case !tt.seen:
+			*tt = trackTimes{track: b.Track, last: tc, seen: true}
+		case tc > tt.last:
+			tt.before, tt.last, tt.seenTwo = tt.last, tc, true
+		case tc < tt.last && (!tt.seenTwo || tc > tt.before):
+			tt.before, tt.seenTwo = tc, true
+		}
+		return
+	}
 }
 
 func (f *fragmentBuilder) finish() []byte {
@@ -570,11 +589,19 @@ func (f *fragmentBuilder) finish() []byte {
 	return f.buf
 }
 
-// durationTicks spans from the Cluster start to the end of its last frame,
-// the last frame lasting as long as the gap before it.
+// durationTicks spans from the Cluster start to the end of the last frame
+// of any track, each track's last frame lasting as long as the gap before it.
 func (f *fragmentBuilder) durationTicks() int64 {
-	if f.blocks == 0 {
-		return 0
+	var end int64
+	for _, tt := range f.times {
+		if !tt.seen {
+			continue
+		}
+		frame := int64(0)
+		if tt.seenTwo {
+			frame = int64(tt.last) - int64(tt.before)
+		}
+		end = max(end, int64(tt.last)+frame)
 	}
-	return int64(f.maxTC) + int64(f.lastDelta)
+	return end
 }

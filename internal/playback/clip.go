@@ -96,7 +96,10 @@ func (p *Server) clipPayload(ctx context.Context, plan *clipPlan) func(i int) ([
 		if err != nil {
 			return nil, err
 		}
-		return plan.layout.AppendFragmentPayload(nil, i, samples)
+		// Sized up front: growing a 500 kB payload by appends cost more
+		// than everything else in a clip (docs/benchmarks.md).
+		_, size := plan.layout.FragmentRange(i)
+		return plan.layout.AppendFragmentPayload(make([]byte, 0, size), i, samples)
 	}
 }
 

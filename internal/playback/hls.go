@@ -86,31 +86,18 @@ func mediaPlaylist(token string, s *Session, w *window, track uint64) string {
 	}
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", w.seq)
-	if s.Discontinuity == DiscontinuityAlways {
-		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", w.seq)
+	if w.discSeq > 0 || s.Discontinuity == DiscontinuityAlways {
+		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", w.discSeq)
 	}
 	if s.Mode == OnDemand {
 		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 	}
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
 	var header int64 = -1
-	var prevEnd int64
 	for i := range w.frags {
 		f := &w.frags[i]
-		disc := false
-		switch s.Discontinuity {
-		case DiscontinuityAlways:
-			disc = true
-		case DiscontinuityOnGap:
-			disc = i > 0 && abs(f.ProducerMs-prevEnd) > 50
-		}
-		// A new track set (codec private data changed) needs a new init
-		// segment, which HLS allows only across a discontinuity.
 		newHeader := f.HeaderID != header
-		if newHeader && i > 0 {
-			disc = true
-		}
-		if disc && i > 0 {
+		if i > 0 && s.discontinuity(&w.frags[i-1], f) {
 			b.WriteString("#EXT-X-DISCONTINUITY\n")
 		}
 		if newHeader && s.Container == FragmentedMP4 {
@@ -126,12 +113,25 @@ func mediaPlaylist(token string, s *Session, w *window, track uint64) string {
 		} else {
 			fmt.Fprintf(&b, "getTSFragment.ts?FragmentNumber=%s&SessionToken=%s\n", f.Number, token)
 		}
-		prevEnd = f.ProducerMs + f.DurationMs
 	}
 	if w.ended {
 		b.WriteString("#EXT-X-ENDLIST\n")
 	}
 	return b.String()
+}
+
+// discontinuity reports whether f starts a new timeline after prev: always
+// in ALWAYS mode, at a gap or overlap of more than 50 ms in ON_DISCONTINUITY
+// mode, and in every mode where the track set changes (a new init segment
+// is allowed only across a discontinuity).
+func (s *Session) discontinuity(prev, f *stream.Fragment) bool {
+	switch {
+	case f.HeaderID != prev.HeaderID, s.Discontinuity == DiscontinuityAlways:
+		return true
+	case s.Discontinuity == DiscontinuityOnGap:
+		return abs(f.ProducerMs-(prev.ProducerMs+prev.DurationMs)) > 50
+	}
+	return false
 }
 
 func abs(v int64) int64 {

@@ -131,7 +131,7 @@ func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]st
 	if err != nil {
 		return nil, "", err
 	}
-	var out []byte
+	out := make([]byte, 0, f.SizeBytes+64<<10) // moof boxes + the samples, without regrowth
 	for _, t := range ts.tracks {
 		if (track != 0 && t.Number != track) || len(samples[t.Number]) == 0 {
 			continue
@@ -141,7 +141,7 @@ func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]st
 			return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
 		}
 	}
-	if out == nil {
+	if len(out) == 0 {
 		return nil, "", apierr.NotFound("the fragment has no track %d", track)
 	}
 	return out, mp4Type, nil

@@ -16,7 +16,10 @@ const maxFragmentMs = 20_000
 type window struct {
 	frags []stream.Fragment
 	seq   int64 // media sequence number of frags[0]
-	ended bool  // nothing will be added: EXT-X-ENDLIST / static MPD
+	// discSeq is the discontinuity sequence number of frags[0]: how many
+	// discontinuities came before it since the session's origin.
+	ended   bool // nothing will be added: EXT-X-ENDLIST / static MPD
+	discSeq int64
 }
 
 // fragmentTime is a fragment's start on the session's clock.
@@ -89,13 +92,65 @@ func (p *Server) window(ctx context.Context, s *Session) (*window, error) {
 		if s.Mode == Live {
 			clock, at = archive.ServerTimestamp, w.frags[0].ServerMs
 		}
-		n, err := idx.CountFragments(ctx, s.StreamID, clock, s.origin(), at)
+		n, err := idx.CountFragments(ctx, s.StreamID, clock, s.origin(), at, w.frags[0].Number)
 		if err != nil {
 			return nil, err
 		}
 		w.seq = n
+		if w.discSeq, err = p.discontinuitiesBefore(ctx, s, w); err != nil {
+			return nil, err
+		}
 	}
 	return w, nil
+}
+
+// discontinuitiesBefore counts the discontinuities between the session's
+// origin and the window's first fragment, so the count stays right as the
+// window slides. ALWAYS has one per fragment; otherwise the fragments before
+// the window are walked (a playlist that starts at the origin has none).
+func (p *Server) discontinuitiesBefore(ctx context.Context, s *Session, w *window) (int64, error) {
+	if s.Discontinuity == DiscontinuityAlways {
+		return w.seq, nil
+	}
+	if w.seq == 0 {
+		return 0, nil
+	}
+	first := &w.frags[0]
+	clock, at := s.Selector, s.fragmentTime(first)
+	if s.Mode == Live {
+		clock, at = archive.ServerTimestamp, first.ServerMs
+	}
+	q := archive.FragmentQuery{StreamID: s.StreamID, Kind: clock, StartMs: s.origin(), EndMs: at, Limit: 5000}
+	var n int64
+	var prev *stream.Fragment
+	for {
+		page, err := p.Archive.Index.Fragments(ctx, q)
+		if err != nil {
+			return 0, err
+		}
+		for i := range page {
+			f := &page[i]
+			if f.Number == first.Number {
+				break
+			}
+			if prev != nil && s.discontinuity(prev, f) {
+				n++
+			}
+			prev = f
+		}
+		if len(page) < q.Limit {
+			break
+		}
+		last := page[len(page)-1]
+		q.AfterNumber, q.AfterMs = last.Number, s.fragmentTime(&last)
+		if s.Mode == Live {
+			q.AfterMs = last.ServerMs
+		}
+	}
+	if prev != nil && s.discontinuity(prev, first) {
+		n++
+	}
+	return n, nil
 }
 
 func lastN(fs []stream.Fragment, n int) []stream.Fragment {

@@ -201,11 +201,15 @@ func testFragmentQueries(t *testing.T, x archive.Index) {
 	if len(latest) != 2 || latest[0].Number != fr[3].Number || latest[1].Number != fr[4].Number {
 		t.Fatalf("LatestFragments %v", numbers(latest))
 	}
-	if n, _ := x.CountFragments(ctx, s.ID, archive.ServerTimestamp, 2000, 4000); n != 3 {
-		t.Fatalf("CountFragments server [2000,4000): %d", n)
+	if n, _ := x.CountFragments(ctx, s.ID, archive.ServerTimestamp, 2000, 4000, fr[4].Number); n != 3 {
+		t.Fatalf("CountFragments server before the fragment at 4000: %d", n)
 	}
-	if n, _ := x.CountFragments(ctx, s.ID, archive.ProducerTimestamp, 0, 3000); n != 2 {
-		t.Fatalf("CountFragments producer [0,3000): %d", n)
+	// Two fragments share server time 3000: the later number counts the earlier.
+	if n, _ := x.CountFragments(ctx, s.ID, archive.ServerTimestamp, 0, 3000, fr[3].Number); n != 3 {
+		t.Fatalf("CountFragments with a tie: %d, want 3", n)
+	}
+	if n, _ := x.CountFragments(ctx, s.ID, archive.ProducerTimestamp, 0, 3000, fr[2].Number); n != 2 {
+		t.Fatalf("CountFragments producer before 3000: %d", n)
 	}
 	segs, _ := x.Segments(ctx)
 	if len(segs) != 1 || segs[0].LiveFragments != 6 || segs[0].CommittedBytes != 132 {

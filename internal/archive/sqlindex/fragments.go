@@ -151,14 +151,14 @@ func (x *Index) LatestFragments(ctx context.Context, streamID int64, n int) ([]s
 }
 
 // CountFragments counts fragments starting in [fromMs, beforeMs) on a clock.
-func (x *Index) CountFragments(ctx context.Context, streamID int64, kind archive.TimestampKind, fromMs, beforeMs int64) (int64, error) {
+func (x *Index) CountFragments(ctx context.Context, streamID int64, kind archive.TimestampKind, fromMs, beforeMs int64, before stream.FragmentNumber) (int64, error) {
 	col := "server_ms"
 	if kind == archive.ProducerTimestamp {
 		col = "producer_ms"
 	}
 	var n int64
-	err := x.r.QueryRowContext(ctx, `SELECT count(*) FROM fragments WHERE stream_id = ? AND `+col+` >= ? AND `+col+` < ?`,
-		streamID, fromMs, beforeMs).Scan(&n)
+	err := x.r.QueryRowContext(ctx, `SELECT count(*) FROM fragments WHERE stream_id = ? AND `+col+` >= ? AND `+col+` <= ?
+		AND (`+col+` < ? OR id < ?)`, streamID, fromMs, beforeMs, beforeMs, int64(before)).Scan(&n)
 	return n, err
 }
 
