@@ -7,10 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
-	avtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 )
 
 // curlSigned sends a SigV4-signed request with curl and returns status and body.
@@ -41,14 +37,9 @@ func TestClipMetadataFlow(t *testing.T) {
 	createStream(t, s, "door-cam", 1)
 	start := time.Now().Add(-time.Minute).UnixMilli()
 	curlPutMedia(t, s, "door-cam", file, start)
-	lf, err := s.archived().ListFragments(ctxT(t), &kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: aws.String("door-cam"),
-		FragmentSelector: &avtypes.FragmentSelector{FragmentSelectorType: avtypes.FragmentSelectorTypeProducerTimestamp,
-			TimestampRange: &avtypes.TimestampRange{StartTimestamp: aws.Time(time.UnixMilli(start)), EndTimestamp: aws.Time(time.UnixMilli(start + 60_000))}}})
-	if err != nil || len(lf.Fragments) < 5 {
-		t.Fatalf("%v %d", err, len(lf.Fragments))
-	}
-	begin, end := lf.Fragments[1].ProducerTimestamp.UnixMilli(), lf.Fragments[3].ProducerTimestamp.UnixMilli()
-	wantFrames, _ := countMKV(t, getFragmentList(t, s, "door-cam", lf.Fragments[1:4]))
+	frags := listByProducerTime(t, s, "door-cam", start, 5)
+	begin, end := frags[1].ProducerTimestamp.UnixMilli(), frags[3].ProducerTimestamp.UnixMilli()
+	wantFrames, _ := countMKV(t, getFragmentList(t, s, "door-cam", frags[1:4]))
 	dur := float64(end-begin) / 1000
 
 	// The device's PUT: times as strings, as the original devices send them.

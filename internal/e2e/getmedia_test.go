@@ -2,18 +2,12 @@ package e2e
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/kinema/kinema/internal/media/mkv"
 )
@@ -22,20 +16,7 @@ import (
 // kinesisvideomedia is available) and returns the whole response.
 func getMediaRaw(t *testing.T, s *server, body string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.URL+"/getMedia", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256([]byte(body))
-	creds, _ := sdkConfig().Credentials.Retrieve(context.Background())
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "kinesisvideo", testRegion, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return signedJSON(t, s, "getMedia", body)
 }
 
 // chunkTags returns, per fragment in GetMedia output, its tags by name.

@@ -113,16 +113,11 @@ func TestHLSRangeCLIAndToken(t *testing.T) {
 	start := time.Now().Add(-time.Minute).UnixMilli()
 	curlPutMedia(t, s, "cam", file, start)
 	// The range from the 2nd fragment's start to the 4th's holds 3 fragments.
-	lf, err := s.archived().ListFragments(ctxT(t), &kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: aws.String("cam"),
-		FragmentSelector: &avtypes.FragmentSelector{FragmentSelectorType: avtypes.FragmentSelectorTypeProducerTimestamp,
-			TimestampRange: &avtypes.TimestampRange{StartTimestamp: aws.Time(time.UnixMilli(start)), EndTimestamp: aws.Time(time.UnixMilli(start + 60_000))}}})
-	if err != nil || len(lf.Fragments) < 5 {
-		t.Fatalf("%v, %d fragments", err, len(lf.Fragments))
-	}
+	frags := listByProducerTime(t, s, "cam", start, 5)
 	// The CLI sends whole seconds: round the end up (the 5th fragment starts
 	// more than a second after the 4th).
-	from, to := lf.Fragments[1].ProducerTimestamp.UnixMilli(), (lf.Fragments[3].ProducerTimestamp.UnixMilli()/1000+1)*1000
-	wantFrames, _ := countMKV(t, getFragmentList(t, s, "cam", lf.Fragments[1:4]))
+	from, to := frags[1].ProducerTimestamp.UnixMilli(), (frags[3].ProducerTimestamp.UnixMilli()/1000+1)*1000
+	wantFrames, _ := countMKV(t, getFragmentList(t, s, "cam", frags[1:4]))
 	stdout, stderr, err := s.awsCLI(t, "kinesis-video-archived-media", "get-hls-streaming-session-url", "--stream-name", "cam",
 		"--playback-mode", "ON_DEMAND", "--hls-fragment-selector",
 		fmt.Sprintf("FragmentSelectorType=PRODUCER_TIMESTAMP,TimestampRange={StartTimestamp=%s,EndTimestamp=%s}",
@@ -184,4 +179,17 @@ func httpGet(t *testing.T, url string, want int) string {
 		t.Fatalf("GET %s: no CORS header", url)
 	}
 	return string(b)
+}
+
+// listByProducerTime lists a stream's fragments in the minute after start,
+// by producer time, and requires at least n.
+func listByProducerTime(t *testing.T, s *server, name string, start int64, n int) []avtypes.Fragment {
+	t.Helper()
+	lf, err := s.archived().ListFragments(ctxT(t), &kinesisvideoarchivedmedia.ListFragmentsInput{StreamName: aws.String(name),
+		FragmentSelector: &avtypes.FragmentSelector{FragmentSelectorType: avtypes.FragmentSelectorTypeProducerTimestamp,
+			TimestampRange: &avtypes.TimestampRange{StartTimestamp: aws.Time(time.UnixMilli(start)), EndTimestamp: aws.Time(time.UnixMilli(start + 60_000))}}})
+	if err != nil || len(lf.Fragments) < n {
+		t.Fatalf("listing %s: %v, %d fragments (want at least %d)", name, err, len(lf.Fragments), n)
+	}
+	return lf.Fragments
 }
