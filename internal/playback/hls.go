@@ -3,6 +3,7 @@ package playback
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,6 +94,16 @@ func mediaPlaylist(token string, s *Session, w *window, track uint64) string {
 		b.WriteString("#EXT-X-PLAYLIST-TYPE:VOD\n")
 	}
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
+	// The per-entry lines are the hot part of a 5000-entry playlist: build
+	// the shared URL tail once and append numbers without fmt.
+	var resource, tail string
+	if s.Container == FragmentedMP4 {
+		resource, tail = "getMP4MediaFragment.mp4?FragmentNumber=", "&SessionToken="+token+"&TrackNumber="+strconv.FormatUint(track, 10)+"\n"
+	} else {
+		resource, tail = "getTSFragment.ts?FragmentNumber=", "&SessionToken="+token+"\n"
+	}
+	b.Grow(len(w.frags) * (len(resource) + len(tail) + 96))
+	var num []byte
 	var header int64 = -1
 	for i := range w.frags {
 		f := &w.frags[i]
@@ -105,14 +116,18 @@ func mediaPlaylist(token string, s *Session, w *window, track uint64) string {
 		}
 		header = f.HeaderID
 		if s.ShowTimestamp {
-			fmt.Fprintf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", time.UnixMilli(s.fragmentTime(f)).UTC().Format("2006-01-02T15:04:05.000Z"))
+			b.WriteString("#EXT-X-PROGRAM-DATE-TIME:")
+			b.WriteString(time.UnixMilli(s.fragmentTime(f)).UTC().Format("2006-01-02T15:04:05.000Z"))
+			b.WriteByte('\n')
 		}
-		fmt.Fprintf(&b, "#EXTINF:%.3f,\n", float64(max(f.DurationMs, 1))/1000)
-		if s.Container == FragmentedMP4 {
-			fmt.Fprintf(&b, "getMP4MediaFragment.mp4?FragmentNumber=%s&SessionToken=%s&TrackNumber=%d\n", f.Number, token, track)
-		} else {
-			fmt.Fprintf(&b, "getTSFragment.ts?FragmentNumber=%s&SessionToken=%s\n", f.Number, token)
-		}
+		d := max(f.DurationMs, 1)
+		num = append(num[:0], "#EXTINF:"...)
+		num = strconv.AppendInt(num, d/1000, 10)
+		num = append(num, '.', byte('0'+d%1000/100), byte('0'+d%100/10), byte('0'+d%10), ',', '\n')
+		num = append(num, resource...)
+		num = append(num, f.Number.String()...)
+		b.Write(num)
+		b.WriteString(tail)
 	}
 	if w.ended {
 		b.WriteString("#EXT-X-ENDLIST\n")
