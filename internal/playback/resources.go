@@ -122,7 +122,10 @@ func (p *Server) fragmentSamples(ctx context.Context, s *Session, q map[string][
 	return f, ts, samples, nil
 }
 
-func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]string) ([]byte, string, error) {
+// mediaSegment answers getMP4MediaFragment.mp4 as pieces: each track's
+// moof and mdat header, then its samples straight from the buffer the
+// fragment was read into (a 500 kB fragment is not copied again).
+func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]string) ([][]byte, string, error) {
 	track, err := trackNumber(q)
 	if err != nil {
 		return nil, "", err
@@ -131,20 +134,25 @@ func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]st
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]byte, 0, f.SizeBytes+64<<10) // moof boxes + the samples, without regrowth
+	var parts [][]byte
 	for _, t := range ts.tracks {
-		if (track != 0 && t.Number != track) || len(samples[t.Number]) == 0 {
+		ss := samples[t.Number]
+		if (track != 0 && t.Number != track) || len(ss) == 0 {
 			continue
 		}
-		out, err = fmp4.AppendMediaSegment(out, uint32(f.Number), t, samples[t.Number])
+		hdr, err := fmp4.AppendMediaSegmentHeader(nil, uint32(f.Number), t, ss)
 		if err != nil {
 			return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
 		}
+		parts = append(parts, hdr)
+		for i := range ss {
+			parts = append(parts, ss[i].Data)
+		}
 	}
-	if len(out) == 0 {
+	if len(parts) == 0 {
 		return nil, "", apierr.NotFound("the fragment has no track %d", track)
 	}
-	return out, mp4Type, nil
+	return parts, mp4Type, nil
 }
 
 func (p *Server) tsSegment(ctx context.Context, s *Session, q map[string][]string) ([]byte, string, error) {

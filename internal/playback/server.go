@@ -86,6 +86,7 @@ func (p *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body []byte
+	var parts [][]byte // a body in pieces, written without joining them
 	var ctype string
 	switch {
 	case resource == "getHLSMasterPlaylist.m3u8" && s.Kind == HLS:
@@ -95,7 +96,7 @@ func (p *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case resource == "getMP4InitFragment.mp4":
 		body, ctype, err = p.initSegment(ctx, s, q)
 	case resource == "getMP4MediaFragment.mp4":
-		body, ctype, err = p.mediaSegment(ctx, s, q)
+		parts, ctype, err = p.mediaSegment(ctx, s, q)
 	case resource == "getDASHManifest.mpd" && s.Kind == DASH:
 		body, ctype, err = p.manifest(ctx, token, s)
 	case resource == "getTSFragment.ts" && s.Kind == HLS:
@@ -111,15 +112,53 @@ func (p *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, e)
 		return
 	}
+	if parts == nil {
+		parts = [][]byte{body}
+	}
+	size := 0
+	for _, part := range parts {
+		size += len(part)
+	}
 	h.Set("Content-Type", ctype)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Length", strconv.Itoa(size))
 	if s.Mode != OnDemand && (strings.HasSuffix(resource, ".m3u8") || strings.HasSuffix(resource, ".mpd")) {
 		h.Set("Cache-Control", "no-cache")
 	}
 	if r.Method == http.MethodHead {
 		return
 	}
-	w.Write(body)
+	writeParts(w, parts)
+}
+
+// writeParts writes large pieces as they are and gathers small ones (box
+// headers, audio frames) so that a fragment does not cost a write per sample.
+func writeParts(w http.ResponseWriter, parts [][]byte) {
+	const small, batch = 16 << 10, 64 << 10
+	var pending []byte
+	for _, part := range parts {
+		if len(part) < small {
+			if pending == nil {
+				pending = make([]byte, 0, batch+small)
+			}
+			if pending = append(pending, part...); len(pending) < batch {
+				continue
+			}
+		}
+		if len(pending) > 0 {
+			if _, err := w.Write(pending); err != nil {
+				return
+			}
+			pending = pending[:0]
+		}
+		if len(part) >= small {
+			if _, err := w.Write(part); err != nil {
+				return
+			}
+		}
+	}
+	if len(pending) > 0 {
+		w.Write(pending)
+	}
 }
 
 // tracksOf returns the playable tracks of a stored track set.

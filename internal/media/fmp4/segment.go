@@ -87,6 +87,25 @@ func appendFragmentedTrak(b []byte, t *Track) ([]byte, error) {
 // offset) and the mdat holding the samples, which must be in decode order
 // and belong to track. The payload is copied once, straight into dst.
 func AppendMediaSegment(dst []byte, seq uint32, track *Track, samples []Sample) ([]byte, error) {
+	n := 0
+	for i := range samples {
+		n += len(samples[i].Data)
+	}
+	b, err := AppendMediaSegmentHeader(slices.Grow(dst, n+1024), seq, track, samples)
+	if err != nil {
+		return nil, err
+	}
+	for i := range samples {
+		b = append(b, samples[i].Data...)
+	}
+	return b, nil
+}
+
+// AppendMediaSegmentHeader appends what AppendMediaSegment does up to and
+// including the mdat header; the segment is that followed by each sample's
+// Data in order. A server can write the samples straight from the buffer
+// they were read into instead of copying them.
+func AppendMediaSegmentHeader(dst []byte, seq uint32, track *Track, samples []Sample) ([]byte, error) {
 	if len(samples) == 0 {
 		return nil, fmt.Errorf("fmp4: media segment of track %d without samples", track.Number)
 	}
@@ -122,7 +141,7 @@ func AppendMediaSegment(dst []byte, seq uint32, track *Track, samples []Sample) 
 	if data+8 > math.MaxUint32 {
 		mdatHdr = 16
 	}
-	dst = slices.Grow(dst, moof+mdatHdr+int(data))
+	dst = slices.Grow(dst, moof+mdatHdr)
 
 	b, moofOff := start(dst, "moof")
 	b, off := startFull(b, "mfhd", 0, 0)
@@ -153,11 +172,7 @@ func AppendMediaSegment(dst []byte, seq uint32, track *Track, samples []Sample) 
 	b = end(b, trafOff)
 	b = end(b, moofOff)
 
-	b = appendMdatHeader(b, data)
-	for i := range samples {
-		b = append(b, samples[i].Data...)
-	}
-	return b, nil
+	return appendMdatHeader(b, data), nil
 }
 
 // appendMdatHeader appends the header of an mdat holding size payload
