@@ -130,8 +130,7 @@ type Index interface {
 	// before) in (time, number) order: that fragment's position in a
 	// playlist starting at fromMs.
 	CountFragments(ctx context.Context, streamID int64, kind TimestampKind, fromMs, beforeMs int64, before stream.FragmentNumber) (int64, error)
-	// EarliestFragment and LatestFragment return ErrNotFound for an empty stream.
-	EarliestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error)
+	// LatestFragment returns ErrNotFound for an empty stream.
 	LatestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error)
 
 	// ExpireFragments deletes up to limit fragments of the stream (deleted or not)
@@ -148,7 +147,5 @@ type Index interface {
 	// DropSegment forgets a segment without live fragments.
 	DropSegment(ctx context.Context, id int64) error
 
-	// Stats reports the index's own size for the storage-overhead figure.
-	SizeBytes(ctx context.Context) (int64, error)
 	Close() error
 }

@@ -298,7 +298,7 @@ func (t *tailer) run() {
 
 // follow sends live fragments until the subscription lapses (returns true:
 // catch up again) or the response should end (false).
-func (t *tailer) follow(sub *archiveSubscription) bool {
+func (t *tailer) follow(sub *archive.Subscription) bool {
 	idle := time.NewTimer(t.s.cfg.GetMediaIdle)
 	defer idle.Stop()
 	for {
@@ -331,5 +331,3 @@ func (t *tailer) follow(sub *archiveSubscription) bool {
 		}
 	}
 }
-
-type archiveSubscription = archive.Subscription

@@ -220,7 +220,7 @@ func (s *Server) ClipSessionURL(ctx context.Context, r *http.Request, streamName
 		return "", err
 	}
 	sess, err := s.cfg.Playback.NewSession(ctx, playback.Request{Stream: st, Kind: playback.HLS, Mode: playback.OnDemand,
-		Selector: archive.ProducerTimestamp, SelectorSet: true, StartMs: &beginMs, EndMs: &endMs})
+		Selector: archive.ProducerTimestamp, StartMs: &beginMs, EndMs: &endMs})
 	if err != nil {
 		return "", err
 	}

@@ -54,7 +54,6 @@ func (s *Server) sessionRequest(c *call, kind playback.Kind) (playback.Request, 
 			if req.Selector, err = selectorKind("FragmentSelectorType", *sel.FragmentSelectorType); err != nil {
 				return req, err
 			}
-			req.SelectorSet = true
 		}
 		if r := sel.TimestampRange; r != nil {
 			if r.StartTimestamp != nil {

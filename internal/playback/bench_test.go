@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kinema/kinema/internal/bench"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -291,7 +292,7 @@ func (e *benchEnv) hourStream(b *testing.B) {
 func (e *benchEnv) session(b *testing.B, st *stream.Stream, startMs, endMs int64, maxFrags int64) (*Session, string) {
 	expires := int64(maxExpires)
 	s, err := e.srv.NewSession(e.ctx, Request{Stream: st, Kind: HLS, Mode: OnDemand, Selector: archive.ServerTimestamp,
-		SelectorSet: true, StartMs: &startMs, EndMs: &endMs, Container: FragmentedMP4, ExpiresSec: &expires,
+		StartMs: &startMs, EndMs: &endMs, Container: FragmentedMP4, ExpiresSec: &expires,
 		MaxFragments: &maxFrags})
 	if err != nil {
 		b.Fatal(err)
@@ -435,7 +436,7 @@ func benchMediaPlaylist(b *testing.B, e *benchEnv, maxFrags int64) {
 	b.ReportMetric(ms(textT/split), "render-ms")
 	b.ReportMetric(float64(listed)/1e3, "playlist-kB")
 	b.ReportMetric(e.monthBuild.Seconds(), "index-build-s")
-	if size, err := e.idx.SizeBytes(e.ctx); err == nil {
+	if _, size, err := bench.DiskUsage(e.dir); err == nil {
 		b.ReportMetric(float64(size)/1e6, "index-MB")
 	}
 }

@@ -7,35 +7,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinema/kinema/internal/media/fmp4"
 	"github.com/kinema/kinema/internal/stream"
 )
 
-// playlistTrack is what the master playlist needs to know of a track.
-type playlistTrack struct {
-	Number     uint64
-	Video      bool
-	Codec      string
-	Width      int
-	Height     int
-	FrameRate  float64
-	SampleRate int
-}
-
 // masterPlaylist lists the video rendition (and audio as its own rendition
 // for fMP4; MPEG-TS muxes every track into one playlist).
-func masterPlaylist(token string, s *Session, tracks []playlistTrack, bandwidth int) string {
+func masterPlaylist(token string, s *Session, tracks []*fmp4.Track, bandwidth int) string {
 	var b strings.Builder
 	b.WriteString("#EXTM3U\n")
 	fmt.Fprintf(&b, "#EXT-X-VERSION:%d\n", version(s))
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
-	var video, audio *playlistTrack
+	var video, audio *fmp4.Track
 	var codecs []string
-	for i := range tracks {
-		t := &tracks[i]
-		if t.Video && video == nil {
+	for _, t := range tracks {
+		if t.Kind == fmp4.Video && video == nil {
 			video = t
 		}
-		if !t.Video && audio == nil {
+		if t.Kind != fmp4.Video && audio == nil {
 			audio = t
 		}
 	}

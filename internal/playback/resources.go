@@ -2,6 +2,7 @@ package playback
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/kinema/kinema/internal/apierr"
 	"github.com/kinema/kinema/internal/media/fmp4"
@@ -27,12 +28,7 @@ func (p *Server) master(ctx context.Context, token string, s *Session) ([]byte, 
 	if err != nil {
 		return nil, "", err
 	}
-	var pts []playlistTrack
-	for _, t := range ts.tracks {
-		pts = append(pts, playlistTrack{Number: t.Number, Video: t.Kind == fmp4.Video, Codec: t.Codec,
-			Width: t.Width, Height: t.Height, FrameRate: frameRate(t, w.frags), SampleRate: t.SampleRate})
-	}
-	return []byte(masterPlaylist(token, s, pts, bandwidthOf(w.frags))), m3u8Type, nil
+	return []byte(masterPlaylist(token, s, ts.tracks, bandwidthOf(w.frags))), m3u8Type, nil
 }
 
 // headerFor picks the track set the master playlist describes: that of the
@@ -46,12 +42,6 @@ func (p *Server) headerFor(ctx context.Context, s *Session, w *window) (int64, e
 		return 0, apierr.NotFound("the stream has no media")
 	}
 	return id, nil
-}
-
-// frameRate comes from the SPS when it says; else it is estimated from the
-// fragments' lengths is not possible, so 0 leaves FRAME-RATE out.
-func frameRate(t *fmp4.Track, _ []stream.Fragment) float64 {
-	return t.FrameRate
 }
 
 func (p *Server) media(ctx context.Context, token string, s *Session, q map[string][]string) ([]byte, string, error) {
@@ -74,7 +64,7 @@ func (p *Server) initSegment(ctx context.Context, s *Session, q map[string][]str
 	if err != nil {
 		return nil, "", err
 	}
-	headerID, err := strconvInt(first(q, "SequenceNumber"))
+	headerID, err := strconv.ParseInt(first(q, "SequenceNumber"), 10, 64)
 	if err != nil {
 		id, _, lerr := p.Archive.Index.LastHeader(ctx, s.StreamID)
 		if lerr != nil {

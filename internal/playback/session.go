@@ -17,7 +17,6 @@ type Request struct {
 	Kind          Kind
 	Mode          Mode
 	Selector      archive.TimestampKind
-	SelectorSet   bool // FragmentSelectorType was given
 	StartMs       *int64
 	EndMs         *int64
 	Container     Container

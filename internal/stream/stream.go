@@ -98,13 +98,3 @@ type Location struct {
 	Offset    int64
 	Length    int64
 }
-
-// HasTag reports whether the fragment carries a tag with that name.
-func (f *Fragment) HasTag(name string) bool {
-	for _, t := range f.Tags {
-		if t.Name == name {
-			return true
-		}
-	}
-	return false
-}

@@ -191,9 +191,6 @@ func testFragmentQueries(t *testing.T, x archive.Index) {
 	if len(after) != 2 || after[0].Number != fr[2].Number {
 		t.Fatalf("FragmentsAfter %v", numbers(after))
 	}
-	if e, _ := x.EarliestFragment(ctx, s.ID); e.Number != fr[0].Number {
-		t.Fatal("earliest")
-	}
 	if l, _ := x.LatestFragment(ctx, s.ID); l.Number != fr[4].Number {
 		t.Fatal("latest")
 	}

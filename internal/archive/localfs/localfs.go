@@ -290,9 +290,6 @@ func (s *Store) List(ctx context.Context) ([]int64, error) {
 	return ids, err
 }
 
-// SizeBytes sums the blocks the segment files occupy on disk (holes excluded).
-func (s *Store) SizeBytes() (int64, error) { return DiskUsage(s.dir) }
-
 // DiskUsage sums the disk blocks of the files under dir (punched holes do
 // not count), for a store that may belong to another process.
 func DiskUsage(dir string) (int64, error) {

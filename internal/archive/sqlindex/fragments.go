@@ -162,11 +162,6 @@ func (x *Index) CountFragments(ctx context.Context, streamID int64, kind archive
 	return n, err
 }
 
-// EarliestFragment is the stream's first fragment in number order.
-func (x *Index) EarliestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error) {
-	return scanFragment(x.r.QueryRowContext(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id LIMIT 1`, streamID))
-}
-
 // LatestFragment is the stream's last fragment in number order.
 func (x *Index) LatestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error) {
 	return scanFragment(x.r.QueryRowContext(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id DESC LIMIT 1`, streamID))

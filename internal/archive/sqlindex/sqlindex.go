@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -27,9 +26,8 @@ var schema string
 
 // Index implements archive.Index on SQLite.
 type Index struct {
-	path string
-	w    *sql.DB // the single writer connection
-	r    *sql.DB // readers
+	w *sql.DB // the single writer connection
+	r *sql.DB // readers
 }
 
 var _ archive.Index = (*Index)(nil)
@@ -64,7 +62,7 @@ func Open(ctx context.Context, path string) (*Index, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &Index{path: path, w: w, r: r}, nil
+	return &Index{w: w, r: r}, nil
 }
 
 // Close closes both pools.
@@ -276,17 +274,6 @@ func (x *Index) LastHeader(ctx context.Context, streamID int64) (int64, []byte, 
 		return 0, nil, archive.ErrNotFound
 	}
 	return id, data, err
-}
-
-// SizeBytes is the database's size on disk, WAL included.
-func (x *Index) SizeBytes(ctx context.Context) (int64, error) {
-	var total int64
-	for _, p := range []string{x.path, x.path + "-wal"} {
-		if fi, err := os.Stat(p); err == nil {
-			total += fi.Size()
-		}
-	}
-	return total, nil
 }
 
 func (x *Index) tx(ctx context.Context, fn func(*sql.Tx) error) error {
