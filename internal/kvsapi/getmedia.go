@@ -14,8 +14,9 @@ import (
 	"github.com/kinema/kinema/internal/stream"
 )
 
-// headerCache keeps rendered chunk headers per track set: every fragment of a
-// session shares one, and rendering it per fragment would be wasted work.
+// headerCache keeps track sets (stored as the Info and Tracks elements a
+// response opens with) by id: every fragment of a session shares one, and
+// an index lookup per fragment would be wasted work.
 type headerCache struct {
 	mu sync.Mutex
 	m  map[int64][]byte
@@ -29,15 +30,10 @@ func (s *Server) chunkHeader(ctx context.Context, id int64) ([]byte, error) {
 	if ok {
 		return b, nil
 	}
-	_, data, err := s.cfg.Archive.Index.Header(ctx, id)
+	_, b, err := s.cfg.Archive.Index.Header(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	h, err := mkv.DecodeHeaderTracks(data)
-	if err != nil {
-		return nil, err
-	}
-	b = kvsmkv.HeaderBytes(*h)
 	hc.mu.Lock()
 	if hc.m == nil || len(hc.m) > 4096 {
 		hc.m = map[int64][]byte{}

@@ -41,12 +41,6 @@ const (
 	FragmentList
 )
 
-// HeaderBytes renders a stored track set as the Info and Tracks elements of
-// a document. Callers cache it per track set.
-func HeaderBytes(h mkv.Header) []byte {
-	return mkv.EncodeHeaderTracks(h)
-}
-
 // Writer lays out one response: it opens a document when the first fragment
 // comes or the track set changes, and appends fragments to it.
 type Writer struct {
@@ -62,8 +56,9 @@ func (w *Writer) startDocument(dst []byte) []byte {
 	return mkv.AppendSegmentStart(dst)
 }
 
-// AppendFragment appends one fragment. headerID identifies the track set
-// header renders (from HeaderBytes), cluster is the stored Cluster, trailer
+// AppendFragment appends one fragment. headerID identifies the track set and
+// header is its Info and Tracks elements (as the archive stores them,
+// mkv.EncodeHeaderTracks), cluster is the stored Cluster, trailer
 // holds service tags to add after the producer's (nil for none).
 func (w *Writer) AppendFragment(dst []byte, headerID int64, header []byte, f *stream.Fragment, cluster []byte, trailer []mkv.SimpleTag) []byte {
 	if !w.open || !w.hasTracks || headerID != w.headerID {
