@@ -17,6 +17,7 @@ import (
 
 	"github.com/kinema/kinema/internal/app"
 	"github.com/kinema/kinema/internal/media/mkv"
+	"github.com/kinema/kinema/internal/mediatest"
 	"github.com/kinema/kinema/internal/putmedia"
 )
 
@@ -96,7 +97,7 @@ func TestTimecodeScaleHonoured(t *testing.T) {
 // A disk that refuses writes gives ERROR 5001 (ARCHIVAL_ERROR), keeps what was
 // persisted, and the server goes on once the disk is back.
 func TestStorageFailureAck(t *testing.T) {
-	needTool(t, "chattr")
+	mediatest.NeedTool(t, "chattr")
 	s := startServer(t, func(c *app.Config) { c.SegmentBytes = 1 }) // every batch starts a new segment file
 	createStream(t, s, "cam", 1)
 	res := putMedia(t, s, absolute("cam"), (&mkvBuilder{}).header().cluster(1_700_000_000_000, 3, 10).eofr().reader())

@@ -11,13 +11,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
+
+	"github.com/kinema/kinema/internal/mediatest"
 )
 
 // curlPutMedia posts a file to PutMedia with curl's own SigV4 signing: an
 // independent client. It returns curl's output (the acks).
 func curlPutMedia(t *testing.T, s *server, name, file string, startMs int64) string {
 	t.Helper()
-	needTool(t, "curl")
+	mediatest.NeedTool(t, "curl")
 	cmd := exec.Command("curl", "-sS", "--fail-with-body", "--aws-sigv4", "aws:amz:us-east-1:kinesisvideo",
 		"--user", testKey+":"+testSecret,
 		"-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
@@ -88,7 +90,7 @@ func TestCurlPutMediaFFmpegMedia(t *testing.T) {
 // mkvinfo must parse the file without errors or warnings.
 func mkvinfo(t *testing.T, path string) {
 	t.Helper()
-	needTool(t, "mkvinfo")
+	mediatest.NeedTool(t, "mkvinfo")
 	out, err := exec.Command("mkvinfo", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mkvinfo: %v\n%s", err, out)

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 
 	"github.com/kinema/kinema/internal/app"
+	"github.com/kinema/kinema/internal/mediatest"
 )
 
 const (
@@ -122,19 +123,29 @@ func (s *server) awsCLI(t *testing.T, args ...string) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
-// needTool fails (never skips) when a tool the suite depends on is missing:
-// CI installs them, and a silent skip would hide a broken setup.
-func needTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is required for this test (see .ci/run): %v", name, err)
+// ffmpeg arguments the media-making tests combine with args: a 320x240
+// 25 fps test pattern, a 48 kHz tone, and encoders with a key frame every
+// second and no extra ones at scene cuts (so fragments are exactly 1 s).
+var (
+	srcVideo = []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"}
+	srcAudio = []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"}
+	encX264  = []string{"-c:v", "libx264", "-g", "25", "-sc_threshold", "0", "-pix_fmt", "yuv420p"}
+	encX265  = []string{"-c:v", "libx265", "-x265-params", "keyint=25:min-keyint=25:scenecut=0:log-level=error", "-pix_fmt", "yuv420p"}
+)
+
+// args joins argument lists into one.
+func args(parts ...[]string) []string {
+	var out []string
+	for _, p := range parts {
+		out = append(out, p...)
 	}
+	return out
 }
 
 // makeMedia encodes a test clip with ffmpeg and returns its path.
 func makeMedia(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	needTool(t, "ffmpeg")
+	mediatest.NeedTool(t, "ffmpeg")
 	out := filepath.Join(t.TempDir(), name)
 	full := append([]string{"-v", "error", "-y"}, args...)
 	full = append(full, out)

@@ -48,28 +48,17 @@ func ffprobeURL(t *testing.T, url string) (videoFrames, audioPackets int) {
 // the range asked, in fMP4 and MPEG-TS, H.264 and H.265, with and without audio.
 func TestHLSOnDemandFrameExact(t *testing.T) {
 	s := startServer(t)
-	video := []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"}
-	audio := []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"}
-	x264 := []string{"-c:v", "libx264", "-g", "25", "-sc_threshold", "0", "-pix_fmt", "yuv420p"}
-	x265 := []string{"-c:v", "libx265", "-x265-params", "keyint=25:min-keyint=25:scenecut=0:log-level=error", "-pix_fmt", "yuv420p"}
-	join := func(parts ...[]string) []string {
-		var out []string
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
-	}
 	cases := []struct {
 		name      string
 		args      []string
 		container string
 		audio     bool
 	}{
-		{"h264-aac-fmp4", join(video, audio, []string{"-t", "4"}, x264, []string{"-c:a", "aac"}), "FRAGMENTED_MP4", true},
-		{"h264-ts", join(video, []string{"-t", "4"}, x264), "MPEG_TS", false},
-		{"h264-aac-ts", join(video, audio, []string{"-t", "4"}, x264, []string{"-c:a", "aac"}), "MPEG_TS", true},
-		{"h265-fmp4", join(video, []string{"-t", "4"}, x265), "FRAGMENTED_MP4", false},
-		{"h265-aac-fmp4", join(video, audio, []string{"-t", "4"}, x265, []string{"-c:a", "aac"}), "FRAGMENTED_MP4", true},
+		{"h264-aac-fmp4", args(srcVideo, srcAudio, []string{"-t", "4"}, encX264, []string{"-c:a", "aac"}), "FRAGMENTED_MP4", true},
+		{"h264-ts", args(srcVideo, []string{"-t", "4"}, encX264), "MPEG_TS", false},
+		{"h264-aac-ts", args(srcVideo, srcAudio, []string{"-t", "4"}, encX264, []string{"-c:a", "aac"}), "MPEG_TS", true},
+		{"h265-fmp4", args(srcVideo, []string{"-t", "4"}, encX265), "FRAGMENTED_MP4", false},
+		{"h265-aac-fmp4", args(srcVideo, srcAudio, []string{"-t", "4"}, encX265, []string{"-c:a", "aac"}), "FRAGMENTED_MP4", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

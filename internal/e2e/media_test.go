@@ -19,6 +19,7 @@ import (
 
 	"github.com/kinema/kinema/internal/app"
 	"github.com/kinema/kinema/internal/media/mkv"
+	"github.com/kinema/kinema/internal/mediatest"
 )
 
 // restart stops the server and starts a new one on the same data dir with
@@ -104,7 +105,7 @@ func ffprobePackets(t *testing.T, b []byte) int {
 
 func ffprobePacketsFile(t *testing.T, path string) int {
 	t.Helper()
-	needTool(t, "ffprobe")
+	mediatest.NeedTool(t, "ffprobe")
 	cmd := exec.Command("ffprobe", "-v", "error", "-show_entries", "packet=stream_index", "-of", "csv=p=0", path)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

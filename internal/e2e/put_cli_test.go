@@ -18,26 +18,15 @@ import (
 func TestKinemaPutCommand(t *testing.T) {
 	p := startProcess(t, t.TempDir(), freePort(t))
 	_, am := p.clients()
-	video := []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"}
-	audio := []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"}
-	x264 := []string{"-c:v", "libx264", "-g", "25", "-sc_threshold", "0", "-pix_fmt", "yuv420p"}
-	x265 := []string{"-c:v", "libx265", "-x265-params", "keyint=25:min-keyint=25:scenecut=0:log-level=error", "-pix_fmt", "yuv420p"}
-	join := func(parts ...[]string) []string {
-		var out []string
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
-	}
 	cases := []struct {
 		name string
 		file string
 		args []string
 	}{
-		{"h264-mp4", "in.mp4", join(video, []string{"-t", "3"}, x264)},
-		{"h264-aac-mp4", "in.mp4", join(video, audio, []string{"-t", "3"}, x264, []string{"-c:a", "aac"})},
-		{"h265-mkv", "in.mkv", join(video, []string{"-t", "3"}, x265)},
-		{"h265-aac-mp4", "in.mp4", join(video, audio, []string{"-t", "3"}, x265, []string{"-tag:v", "hvc1", "-c:a", "aac"})},
+		{"h264-mp4", "in.mp4", args(srcVideo, []string{"-t", "3"}, encX264)},
+		{"h264-aac-mp4", "in.mp4", args(srcVideo, srcAudio, []string{"-t", "3"}, encX264, []string{"-c:a", "aac"})},
+		{"h265-mkv", "in.mkv", args(srcVideo, []string{"-t", "3"}, encX265)},
+		{"h265-aac-mp4", "in.mp4", args(srcVideo, srcAudio, []string{"-t", "3"}, encX265, []string{"-tag:v", "hvc1", "-c:a", "aac"})},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -22,7 +22,7 @@ func credsEnv(endpoint string) map[string]string {
 }
 
 func TestRunPut(t *testing.T) {
-	file := mediaFile(t, "av.mp4")
+	file := media.File(t, "av.mp4")
 	kvs := newFakeKVS(t)
 	kvs.addStream("cam", 24)
 	env := credsEnv(kvs.srv.URL)
@@ -65,7 +65,7 @@ func TestRunPut(t *testing.T) {
 }
 
 func TestRunPutFailures(t *testing.T) {
-	file := mediaFile(t, "av.mp4")
+	file := media.File(t, "av.mp4")
 	kvs := newFakeKVS(t)
 	kvs.addStream("cam", 24)
 	env := credsEnv(kvs.srv.URL)
@@ -98,7 +98,7 @@ func TestRunPutFailures(t *testing.T) {
 
 // TestRunPutTLS trusts the server's CA with --ca-file.
 func TestRunPutTLS(t *testing.T) {
-	file := mediaFile(t, "audio.m4a")
+	file := media.File(t, "audio.m4a")
 	kvs := startFakeKVS(t, true)
 	kvs.addStream("cam", 1)
 	env := credsEnv(kvs.srv.URL)

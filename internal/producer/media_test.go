@@ -2,80 +2,32 @@ package producer
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kinema/kinema/internal/media/mkv"
+	"github.com/kinema/kinema/internal/mediatest"
 )
-
-// Test media is made with ffmpeg once per run, in a directory TestMain
-// removes.
-var (
-	fixtureDir  string
-	fixtureOnce sync.Map // name -> *fixture
-)
-
-type fixture struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "producer-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fixtureDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 // Every fixture lasts 3 s at 25 fps with a key frame each second
 // (-g 25, scene-cut detection off so that no extra key frames appear).
-var fixtureArgs = map[string][]string{
-	"av.mp4": {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=1000",
-		"-t", "3", "-c:v", "libx264", "-g", "25", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac"},
-	"hevc.mkv": {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
-		"-t", "3", "-c:v", "libx265", "-x265-params", "log-level=error:keyint=25:min-keyint=25:scenecut=0",
-		"-pix_fmt", "yuv420p", "-c:a", "aac"},
-	"audio.m4a": {"-f", "lavfi", "-i", "sine=frequency=1000", "-t", "3", "-c:a", "aac"},
-}
+var media = &mediatest.Recipes{Make: map[string]string{
+	"av.mp4": "ffmpeg -f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=1000 " +
+		"-t 3 -c:v libx264 -g 25 -sc_threshold 0 -pix_fmt yuv420p -c:a aac $OUT",
+	"hevc.mkv": "ffmpeg -f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440 " +
+		"-t 3 -c:v libx265 -x265-params log-level=error:keyint=25:min-keyint=25:scenecut=0 -pix_fmt yuv420p -c:a aac $OUT",
+	"audio.m4a": "ffmpeg -f lavfi -i sine=frequency=1000 -t 3 -c:a aac $OUT",
+}}
 
-// mediaFile returns the path of a generated fixture; a missing ffmpeg fails
-// the test (CI installs it; a silent skip would hide a broken setup).
-func mediaFile(t testing.TB, name string) string {
-	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Fatal("ffmpeg is required for this test (scripts/setup.sh installs it)")
-	}
-	v, _ := fixtureOnce.LoadOrStore(name, &fixture{})
-	fx := v.(*fixture)
-	fx.once.Do(func() {
-		fx.path = filepath.Join(fixtureDir, name)
-		args := append([]string{"-nostdin", "-v", "error", "-y"}, fixtureArgs[name]...)
-		out, err := exec.Command("ffmpeg", append(args, fx.path)...).CombinedOutput()
-		if err != nil {
-			fx.err = fmt.Errorf("ffmpeg %s: %v: %s", name, err, out)
-		}
-	})
-	if fx.err != nil {
-		t.Fatal(fx.err)
-	}
-	return fx.path
-}
+func TestMain(m *testing.M) { mediatest.Main(m, media) }
 
 func openMedia(t testing.TB, name string) *Media {
 	t.Helper()
-	m, err := OpenFile(context.Background(), mediaFile(t, name))
+	m, err := OpenFile(context.Background(), media.File(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +67,7 @@ func countFrames(m *Media) (video, audio, keys int) {
 }
 
 func TestOpenFileH264AAC(t *testing.T) {
-	path := mediaFile(t, "av.mp4")
+	path := media.File(t, "av.mp4")
 	m := openMedia(t, "av.mp4")
 	want := probePackets(t, path)
 	video, audio, keys := countFrames(m)
@@ -159,7 +111,7 @@ func TestOpenFileH264AAC(t *testing.T) {
 }
 
 func TestOpenFileH265(t *testing.T) {
-	path := mediaFile(t, "hevc.mkv")
+	path := media.File(t, "hevc.mkv")
 	m := openMedia(t, "hevc.mkv")
 	want := probePackets(t, path)
 	video, audio, keys := countFrames(m)
@@ -175,7 +127,7 @@ func TestOpenFileH265(t *testing.T) {
 }
 
 func TestOpenFileAudioOnly(t *testing.T) {
-	path := mediaFile(t, "audio.m4a")
+	path := media.File(t, "audio.m4a")
 	m := openMedia(t, "audio.m4a")
 	want := probePackets(t, path)
 	_, audio, _ := countFrames(m)

@@ -74,7 +74,7 @@ func BenchmarkAppendMediaSegment(b *testing.B) {
 // size (no media copy: samples alias the cluster).
 func BenchmarkFragmentSamples(b *testing.B) {
 	_, ss, total := benchFragment()
-	s := store(b, mediaFile(b, "h264.mkv"), perKeyframe)
+	s := store(b, media.File(b, "h264.mkv"), perKeyframe)
 	tracks, err := TracksFromHeader(s.header)
 	if err != nil {
 		b.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/kinema/kinema/internal/mediatest"
 )
 
 // planClip plans a clip of every fragment of s and returns the layout and
@@ -52,7 +54,7 @@ func TestClip(t *testing.T) {
 	} {
 		t.Run(mc.name(), func(t *testing.T) {
 			t.Parallel()
-			src := mediaFile(t, mc.file)
+			src := media.File(t, mc.file)
 			s := store(t, src, mc.mode)
 			tracks, err := TracksFromHeader(s.header)
 			if err != nil {
@@ -70,7 +72,7 @@ func TestClip(t *testing.T) {
 				t.Fatalf("top-level boxes %v", got)
 			}
 			path := writeTemp(t, "clip.mp4", full.Bytes())
-			decodeClean(t, path)
+			mediatest.DecodeClean(t, path, "-map", "0")
 			got, want := probe(t, path), probe(t, src)
 			var originUs int64 = 1 << 62
 			for _, us := range s.ptsUs {
@@ -125,7 +127,7 @@ func checkRanges(t *testing.T, l *ClipLayout, payload func(int) ([]byte, error),
 // TestClipRangeTouchesOnlyItsFragments: a range inside one fragment parses
 // only that fragment.
 func TestClipRangeTouchesOnlyItsFragments(t *testing.T) {
-	s := store(t, mediaFile(t, "h264.mkv"), perKeyframe)
+	s := store(t, media.File(t, "h264.mkv"), perKeyframe)
 	tracks, err := TracksFromHeader(s.header)
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +149,7 @@ func TestClipRangeTouchesOnlyItsFragments(t *testing.T) {
 // TestClipRejectsChangedFragment: payload that does not match the plan is
 // an error, not a corrupt file.
 func TestClipRejectsChangedFragment(t *testing.T) {
-	s := store(t, mediaFile(t, "h264.mkv"), perKeyframe)
+	s := store(t, media.File(t, "h264.mkv"), perKeyframe)
 	tracks, err := TracksFromHeader(s.header)
 	if err != nil {
 		t.Fatal(err)

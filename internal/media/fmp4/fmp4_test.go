@@ -13,6 +13,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
 
 	"github.com/kinema/kinema/internal/media/mkv"
+	"github.com/kinema/kinema/internal/mediatest"
 )
 
 // mediaCase is one source file and how to store it.
@@ -75,7 +76,7 @@ func TestFragmentedMP4(t *testing.T) {
 	for _, mc := range fmp4Cases {
 		t.Run(mc.name(), func(t *testing.T) {
 			t.Parallel()
-			src := mediaFile(t, mc.file)
+			src := media.File(t, mc.file)
 			s := store(t, src, mc.mode)
 			tracks, err := TracksFromHeader(s.header)
 			if err != nil {
@@ -84,7 +85,7 @@ func TestFragmentedMP4(t *testing.T) {
 			srcStreams := probe(t, src)
 			for _, tr := range tracks {
 				path := writeTemp(t, "track"+strconv.FormatUint(tr.Number, 10)+".mp4", fragmentsOf(t, s, tracks, tr))
-				decodeClean(t, path)
+				mediatest.DecodeClean(t, path, "-map", "0")
 				got, want := probe(t, path)[0], srcStreams[headerIndex(s, tr.Number)]
 				if got.CodecName != want.CodecName || got.Width != want.Width || got.Height != want.Height ||
 					got.NbReadFrames != want.NbReadFrames || got.Profile != want.Profile || got.SampleRate != want.SampleRate {
@@ -119,7 +120,7 @@ func checkTimes(t *testing.T, tr *Track, got []float64, srcUs []int64, originUs 
 // TestMultiTrackInit packages all tracks in one init segment, with one
 // moof per track per fragment, and decodes the result.
 func TestMultiTrackInit(t *testing.T) {
-	src := mediaFile(t, "h264.mkv")
+	src := media.File(t, "h264.mkv")
 	s := store(t, src, perKeyframe)
 	tracks, err := TracksFromHeader(s.header)
 	if err != nil {
@@ -143,7 +144,7 @@ func TestMultiTrackInit(t *testing.T) {
 		}
 	}
 	path := writeTemp(t, "all.mp4", file)
-	decodeClean(t, path)
+	mediatest.DecodeClean(t, path, "-map", "0")
 	got, want := probe(t, path), probe(t, src)
 	for i := range want {
 		if got[i].NbReadFrames != want[i].NbReadFrames {
@@ -171,7 +172,7 @@ func TestMultiTrackInit(t *testing.T) {
 // tfdt is the first DTS, and durations and composition offsets are as
 // FragmentSamples computed them.
 func TestSegmentByOracle(t *testing.T) {
-	s := store(t, mediaFile(t, "h265.mkv"), perKeyframe)
+	s := store(t, media.File(t, "h265.mkv"), perKeyframe)
 	tracks, err := TracksFromHeader(s.header)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +211,7 @@ func TestSegmentByOracle(t *testing.T) {
 func TestAnnexBCodecPrivate(t *testing.T) {
 	for _, file := range []string{"h264.mkv", "h265.mkv"} {
 		t.Run(file, func(t *testing.T) {
-			src := mediaFile(t, file)
+			src := media.File(t, file)
 			s := store(t, src, perKeyframe)
 			orig, err := TracksFromHeader(s.header)
 			if err != nil {
@@ -230,7 +231,7 @@ func TestAnnexBCodecPrivate(t *testing.T) {
 				t.Errorf("codec %s %s from Annex-B, %s %s from the record", tracks[0].Codec, tracks[0].SampleEntry, orig[0].Codec, orig[0].SampleEntry)
 			}
 			path := writeTemp(t, "annexb-cpd.mp4", fragmentsOf(t, s, tracks, tracks[0]))
-			decodeClean(t, path)
+			mediatest.DecodeClean(t, path, "-map", "0")
 			if got, want := probe(t, path)[0].NbReadFrames, probe(t, src)[0].NbReadFrames; got != want {
 				t.Errorf("%s frames, source %s", got, want)
 			}
@@ -244,7 +245,7 @@ func TestAnnexBCodecPrivate(t *testing.T) {
 // init, that the sample entry's SPS refers to a VPS it has not seen yet;
 // that is the only message allowed.
 func TestHEVCWithoutVPSInRecord(t *testing.T) {
-	src := mediaFile(t, "h265.mkv")
+	src := media.File(t, "h265.mkv")
 	s := store(t, src, inBand)
 	orig, err := TracksFromHeader(s.header)
 	if err != nil {
@@ -288,7 +289,7 @@ func TestHEVCWithoutVPSInRecord(t *testing.T) {
 		}
 	}
 	path = writeTemp(t, "hev1.ts", ts)
-	decodeClean(t, path)
+	mediatest.DecodeClean(t, path, "-map", "0")
 	if got := probe(t, path)[0].NbReadFrames; got != want {
 		t.Errorf("TS: %s frames, source %s", got, want)
 	}

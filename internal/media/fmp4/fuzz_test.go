@@ -193,7 +193,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	for i, name := range fuzzHeaders {
 		mediaRecipes["seed-"+name+".mkv"] = recipes[name]
-		s := store(t, mediaFile(t, "seed-"+name+".mkv"), perKeyframe)
+		s := store(t, media.File(t, "seed-"+name+".mkv"), perKeyframe)
 		writeFile(t, filepath.Join("testdata", "headers", name+".mkvh"), mkv.EncodeHeaderTracks(s.header))
 		for k, c := range s.clusters[:2] {
 			writeFile(t, filepath.Join("testdata", "fuzz", "FuzzFragmentSamples", fmt.Sprintf("%s-%d", name, k)),

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -13,29 +12,19 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kinema/kinema/internal/media/mkv"
+	"github.com/kinema/kinema/internal/mediatest"
 )
 
 // Real media made by ffmpeg, stored the way Kinema stores it, packaged by
 // this package and checked by ffprobe and a full ffmpeg decode. The tools
 // are required (Kinema's CI installs them): a missing tool fails the test.
 
-var mediaDir string
+var media = &mediatest.Recipes{Make: mediaRecipes, Deps: mediaDeps}
 
-func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "kinema-fmp4-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	mediaDir = d
-	code := m.Run()
-	os.RemoveAll(d)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { mediatest.Main(m, media) }
 
 const (
 	avInputs    = "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 -t 4"
@@ -56,41 +45,6 @@ var mediaRecipes = map[string]string{
 }
 
 var mediaDeps = map[string][]string{"laced.mkv": {"h264.mkv"}, "groups.mkv": {"h264.mkv"}}
-
-var mediaOnce sync.Map // name -> *sync.Once
-
-func needTool(t testing.TB, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is required by this test: %v", name, err)
-	}
-}
-
-func mediaFile(t testing.TB, name string) string {
-	t.Helper()
-	for _, d := range mediaDeps[name] {
-		mediaFile(t, d)
-	}
-	out := filepath.Join(mediaDir, name)
-	once, _ := mediaOnce.LoadOrStore(name, new(sync.Once))
-	once.(*sync.Once).Do(func() {
-		needTool(t, "ffmpeg")
-		cmd := strings.NewReplacer("$OUT", out, "$DIR", mediaDir).Replace(mediaRecipes[name])
-		if strings.HasPrefix(cmd, "ffmpeg ") {
-			cmd = "ffmpeg -nostdin -v error -y " + cmd[len("ffmpeg "):]
-		} else {
-			needTool(t, "mkvmerge")
-		}
-		if b, err := exec.Command("sh", "-c", cmd).CombinedOutput(); err != nil {
-			os.Remove(out)
-			t.Logf("%s: %v\n%s", cmd, err, b)
-		}
-	})
-	if _, err := os.Stat(out); err != nil {
-		t.Fatalf("making %s failed", name)
-	}
-	return out
-}
 
 // epochMs puts the test media at a realistic producer time, so that the
 // epoch-scale arithmetic is exercised.
@@ -270,7 +224,7 @@ type probeStream struct {
 
 func probe(t testing.TB, path string) []probeStream {
 	t.Helper()
-	needTool(t, "ffprobe")
+	mediatest.NeedTool(t, "ffprobe")
 	out := run(t, "ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", path)
 	var v struct{ Streams []probeStream }
 	if err := json.Unmarshal(out, &v); err != nil {
@@ -294,20 +248,6 @@ func framePTS(t testing.TB, path, stream string) []float64 {
 	}
 	sort.Float64s(pts)
 	return pts
-}
-
-// decodeClean decodes every stream of path with ffmpeg and fails on any
-// message at error level (corrupt frames, missing references, bad
-// timestamps, ...).
-func decodeClean(t testing.TB, path string) {
-	t.Helper()
-	needTool(t, "ffmpeg")
-	cmd := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0", "-f", "null", "-")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
-		t.Errorf("ffmpeg decode of %s: %v\n%s", filepath.Base(path), err, stderr.String())
-	}
 }
 
 func run(t testing.TB, name string, args ...string) []byte {

@@ -16,7 +16,7 @@ import (
 func TestDecodeTimesRunOn(t *testing.T) {
 	for _, file := range []string{"h264.mkv", "h265.mkv", "baseline.mkv", "h264-alaw.mkv"} {
 		t.Run(file, func(t *testing.T) {
-			s := store(t, mediaFile(t, file), perKeyframe)
+			s := store(t, media.File(t, file), perKeyframe)
 			tracks, err := TracksFromHeader(s.header)
 			if err != nil {
 				t.Fatal(err)

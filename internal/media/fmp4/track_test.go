@@ -24,7 +24,7 @@ func TestTracksFromMedia(t *testing.T) {
 		{"h264-alaw.mkv", []string{"", "alaw"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			src := mediaFile(t, tc.file)
+			src := media.File(t, tc.file)
 			s := store(t, src, perKeyframe)
 			tracks, err := TracksFromHeader(s.header)
 			if err != nil {
@@ -109,7 +109,7 @@ func TestHEVCCodecString(t *testing.T) {
 // realCPD returns the CodecPrivate of the first track of a media file.
 func realCPD(t *testing.T, file string) []byte {
 	t.Helper()
-	return store(t, mediaFile(t, file), perKeyframe).header.Tracks[0].CodecPrivate
+	return store(t, media.File(t, file), perKeyframe).header.Tracks[0].CodecPrivate
 }
 
 // TestBadCodecPrivate checks that each kind of bad track maps to the error

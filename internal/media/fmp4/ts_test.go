@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/kinema/kinema/internal/mediatest"
 )
 
 // TestTS muxes every fragment of real media into one TS segment each, as
@@ -24,7 +26,7 @@ func TestTS(t *testing.T) {
 	} {
 		t.Run(mc.name(), func(t *testing.T) {
 			t.Parallel()
-			src := mediaFile(t, mc.file)
+			src := media.File(t, mc.file)
 			s := store(t, src, mc.mode)
 			tracks, err := TracksFromHeader(s.header)
 			if err != nil {
@@ -51,7 +53,7 @@ func TestTS(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := writeTemp(t, "all.ts", file)
-			decodeClean(t, path)
+			mediatest.DecodeClean(t, path, "-map", "0")
 			got, want := probe(t, path), probe(t, src)
 			for k, tr := range tracks {
 				w := want[headerIndex(s, tr.Number)]
@@ -80,7 +82,7 @@ func TestTS(t *testing.T) {
 // each restart their counters, which a player joining them sees as packet
 // loss.
 func TestTSStateless(t *testing.T) {
-	s := store(t, mediaFile(t, "h264.mkv"), perKeyframe)
+	s := store(t, media.File(t, "h264.mkv"), perKeyframe)
 	tracks, err := TracksFromHeader(s.header)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +104,7 @@ func TestTSStateless(t *testing.T) {
 
 // TestTSRejectsG711: HLS cannot carry G.711.
 func TestTSRejectsG711(t *testing.T) {
-	s := store(t, mediaFile(t, "h264-alaw.mkv"), perKeyframe)
+	s := store(t, media.File(t, "h264-alaw.mkv"), perKeyframe)
 	tracks, err := TracksFromHeader(s.header)
 	if err != nil {
 		t.Fatal(err)

@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/kinema/kinema/internal/mediatest"
 )
 
 // Real media made by ffmpeg and mkvmerge, read fully and checked against
@@ -18,19 +19,9 @@ import (
 // mkvinfo. The tools are required (Kinema's CI installs them): a missing
 // tool fails the test rather than skipping it.
 
-var mediaDir string
+var media = &mediatest.Recipes{Make: mediaRecipes, Deps: mediaDeps}
 
-func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "kinema-mkv-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	mediaDir = d
-	code := m.Run()
-	os.RemoveAll(d)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { mediatest.Main(m, media) }
 
 const lavfiInputs = "-f lavfi -i testsrc2=size=320x240:rate=25 -f lavfi -i sine -t 3"
 
@@ -48,45 +39,11 @@ var mediaRecipes = map[string]string{
 // mediaDeps lists the files a recipe reads.
 var mediaDeps = map[string][]string{"subs.mkv": {"h264.mkv"}, "laced.mkv": {"h264.mkv"}, "groups.mkv": {"h264.mkv"}}
 
-var mediaOnce sync.Map // name -> *sync.Once
-
-func needTool(t testing.TB, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is required by this test: %v", name, err)
-	}
-}
-
-func mediaFile(t testing.TB, name string) string {
-	t.Helper()
-	for _, d := range mediaDeps[name] {
-		mediaFile(t, d)
-	}
-	out := filepath.Join(mediaDir, name)
-	once, _ := mediaOnce.LoadOrStore(name, new(sync.Once))
-	once.(*sync.Once).Do(func() {
-		needTool(t, "ffmpeg")
-		needTool(t, "mkvmerge")
-		cmd := strings.NewReplacer("$OUT", out, "$DIR", mediaDir).Replace(mediaRecipes[name])
-		if strings.HasPrefix(cmd, "ffmpeg ") {
-			cmd = "ffmpeg -nostdin -v error -y " + cmd[len("ffmpeg "):]
-		}
-		if b, err := exec.Command("sh", "-c", cmd).CombinedOutput(); err != nil {
-			os.Remove(out)
-			t.Logf("%s: %v\n%s", cmd, err, b)
-		}
-	})
-	if _, err := os.Stat(out); err != nil {
-		t.Fatalf("making %s failed", name)
-	}
-	return out
-}
-
 // probePackets returns ffprobe's packet count per stream, in stream order
 // (which is TrackEntry order for Matroska).
 func probePackets(t testing.TB, path string) []int {
 	t.Helper()
-	needTool(t, "ffprobe")
+	mediatest.NeedTool(t, "ffprobe")
 	cmd := exec.Command("ffprobe", "-v", "error", "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", path)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -192,7 +149,7 @@ func TestRealMedia(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			path := mediaFile(t, tc.file)
+			path := media.File(t, tc.file)
 			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -222,7 +179,7 @@ func TestRealMedia(t *testing.T) {
 			if got := probePackets(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("rewritten: ffprobe counts %v, want %v", got, want)
 			}
-			decodeClean(t, out)
+			mediatest.DecodeClean(t, out)
 			mkvtoolnixClean(t, out, len(want))
 			oracleParse(t, remux(s))
 		})
@@ -251,24 +208,14 @@ func writeFile(t testing.TB, path string, b []byte) {
 	}
 }
 
-// decodeClean decodes every stream of the file with ffmpeg and fails on any
-// message at level error.
-func decodeClean(t testing.TB, path string) {
-	t.Helper()
-	b, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
-	if err != nil || len(b) > 0 {
-		t.Errorf("ffmpeg decode of %s: %v\n%s", path, err, b)
-	}
-}
-
 // mkvtoolnixClean checks a file with MKVToolNix: mkvinfo must walk it
 // without errors or warnings, mkvmerge -J must report none, and a remux by
 // mkvmerge must exit 0 (it exits 1 on warnings, 2 on errors). mkvinfo
 // alone is lenient (it accepts a truncated file), mkvmerge less so.
 func mkvtoolnixClean(t testing.TB, path string, tracks int) {
 	t.Helper()
-	needTool(t, "mkvinfo")
-	needTool(t, "mkvmerge")
+	mediatest.NeedTool(t, "mkvinfo")
+	mediatest.NeedTool(t, "mkvmerge")
 	b, err := exec.Command("mkvinfo", "-v", path).CombinedOutput()
 	low := strings.ToLower(string(b))
 	if err != nil || strings.Contains(low, "error") || strings.Contains(low, "warning") {
@@ -331,7 +278,7 @@ func TestWriterKVSStyle(t *testing.T) {
 	if got := probePackets(t, out); fmt.Sprint(got) != "[243]" {
 		t.Errorf("ffprobe counts %v, want [243]", got)
 	}
-	decodeClean(t, out)
+	mediatest.DecodeClean(t, out)
 	mkvtoolnixClean(t, out, 1)
 	oracleParse(t, b)
 }
