@@ -248,3 +248,61 @@ func TestPutMediaReplayedFragmentStoredOnce(t *testing.T) {
 		t.Fatalf("a different fragment with a repeated timestamp was dropped")
 	}
 }
+
+func quickIdle(c *app.Config) {
+	l := ingest.DefaultLimits()
+	l.IdleAckInterval, l.IdleTimeout, l.StaleAfter = 200*time.Millisecond, 1500*time.Millisecond, 300*time.Millisecond
+	c.Limits = &l
+}
+
+// A producer that goes quiet gets IDLE acks, and the request ends after the
+// idle timeout even though the producer never closes its body.
+func TestPutMediaIdleAcksAndTimeout(t *testing.T) {
+	s := startServer(t, quickIdle)
+	createStream(t, s, "cam", 1)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan putResult, 1)
+	started := time.Now()
+	go func() { done <- putMedia(t, s, absolute("cam"), pr) }()
+	pw.Write((&mkvBuilder{}).header().cluster(1_700_000_000_000, 3, 10).eofr().b)
+	select {
+	case res := <-done:
+		if res.count("PERSISTED") != 1 || res.idles < 2 || res.errorID() != 0 {
+			t.Fatalf("quiet producer: %d IDLE acks, acks %+v", res.idles, res.acks)
+		}
+		if d := time.Since(started); d < 1400*time.Millisecond {
+			t.Fatalf("the request ended after %v, before the idle timeout", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a silent PutMedia was not ended by the idle timeout")
+	}
+}
+
+// A connection that has been silent longer than StaleAfter (a camera whose
+// network dropped without a FIN) gives way to the camera's new connection.
+func TestPutMediaSilentConnectionIsPreempted(t *testing.T) {
+	s := startServer(t, quickIdle)
+	createStream(t, s, "cam", 1)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	first := make(chan putResult, 1)
+	go func() { first <- putMedia(t, s, absolute("cam"), pr) }()
+	pw.Write((&mkvBuilder{}).header().cluster(1_700_000_000_000, 3, 10).eofr().b)
+	time.Sleep(600 * time.Millisecond) // silent past StaleAfter, short of the idle timeout
+	res := putMedia(t, s, absolute("cam"), (&mkvBuilder{}).header().cluster(1_700_000_001_000, 3, 10).eofr().reader())
+	if res.status != 200 || res.count("PERSISTED") != 1 {
+		t.Fatalf("the new connection: %d %s %+v", res.status, res.errType, res.acks)
+	}
+	select {
+	case r := <-first:
+		if r.count("PERSISTED") != 1 {
+			t.Fatalf("the pre-empted connection lost its acknowledged fragment: %+v", r.acks)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pre-empted connection was not ended")
+	}
+	if n := listCount(t, s, "cam"); n != 2 {
+		t.Fatalf("%d fragments archived, want 2", n)
+	}
+}

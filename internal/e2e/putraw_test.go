@@ -25,6 +25,7 @@ type putResult struct {
 	errType string
 	message string
 	acks    []ackJSON
+	idles   int // IDLE acks, kept apart from the fragment acks
 }
 
 func (p putResult) count(event string) int {
@@ -95,7 +96,9 @@ func putMediaTo(t *testing.T, baseURL string, headers map[string]string, body io
 		if err := json.Unmarshal([]byte(line), &a); err != nil {
 			t.Fatalf("ack %q: %v", line, err)
 		}
-		if a.EventType != "IDLE" {
+		if a.EventType == "IDLE" {
+			res.idles++
+		} else {
 			res.acks = append(res.acks, a)
 			if onAck != nil {
 				onAck(a)
