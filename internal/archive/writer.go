@@ -310,6 +310,16 @@ func (a *Archive) removable(seg int64) bool {
 	return seg < a.active && a.inflight[seg] == 0
 }
 
+// Newest returns the stream's newest fragment, received (and maybe not yet
+// durable) or persisted; ErrNotFound when it has none.
+func (a *Archive) Newest(ctx context.Context, streamID int64) (*stream.Fragment, error) {
+	if recent := a.Live.Recent(streamID); len(recent) > 0 {
+		f := recent[len(recent)-1].Fragment
+		return &f, nil
+	}
+	return a.Index.LatestFragment(ctx, streamID)
+}
+
 // Read returns a fragment's stored Cluster bytes.
 func (a *Archive) Read(ctx context.Context, f *stream.Fragment) ([]byte, error) {
 	return a.Media.ReadAt(ctx, f.Location)

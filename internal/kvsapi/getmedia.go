@@ -218,10 +218,8 @@ func (s *Server) getMedia(c *call) error {
 		}
 	}
 	if fromLatest {
-		if recent := s.cfg.Archive.Live.Recent(st.ID); len(recent) > 0 {
-			cursor = recent[len(recent)-1].Fragment.Number - 1
-		} else if latest, err := idx.LatestFragment(c.ctx, st.ID); err == nil {
-			cursor = latest.Number - 1
+		if newest, err := s.cfg.Archive.Newest(c.ctx, st.ID); err == nil {
+			cursor = newest.Number - 1
 		}
 	}
 

@@ -83,9 +83,9 @@ func (p *Server) NewSession(ctx context.Context, req Request) (*Session, error) 
 		if req.StartMs != nil || req.EndMs != nil {
 			return nil, apierr.InvalidArg("a TimestampRange is not allowed with PlaybackMode LIVE")
 		}
-		latest, err := p.latest(ctx, st.ID)
-		if err != nil {
-			return nil, err
+		latest, err := p.Archive.Newest(ctx, st.ID)
+		if err != nil && !errors.Is(err, archive.ErrNotFound) {
+			return nil, apierr.Internal(err)
 		}
 		if latest == nil || now.UnixMilli()-latest.ServerMs > liveFreshness.Milliseconds() {
 			return nil, apierr.NotFound("no fragment of stream %s arrived in the last %v", st.Name, liveFreshness)
@@ -127,22 +127,6 @@ func (p *Server) NewSession(ctx context.Context, req Request) (*Session, error) 
 		return nil, err
 	}
 	return s, nil
-}
-
-// latest is the stream's newest fragment, received or persisted (nil if none).
-func (p *Server) latest(ctx context.Context, streamID int64) (*stream.Fragment, error) {
-	if recent := p.Archive.Live.Recent(streamID); len(recent) > 0 {
-		f := recent[len(recent)-1].Fragment
-		return &f, nil
-	}
-	f, err := p.Archive.Index.LatestFragment(ctx, streamID)
-	if errors.Is(err, archive.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, apierr.Internal(err)
-	}
-	return f, nil
 }
 
 func modeName(m Mode) string {
