@@ -19,6 +19,20 @@ type fragmentSelector struct {
 	TimestampRange       *timestampRange `json:"TimestampRange"`
 }
 
+// timeRange reads a selector that must give its type and both ends of its
+// range (ListFragments, GetClip); field names it in errors.
+func (sel *fragmentSelector) timeRange(field string) (archive.TimestampKind, int64, int64, error) {
+	if sel == nil || sel.FragmentSelectorType == nil || sel.TimestampRange == nil ||
+		sel.TimestampRange.StartTimestamp == nil || sel.TimestampRange.EndTimestamp == nil {
+		return 0, 0, 0, apierr.InvalidArg("%s needs FragmentSelectorType and a TimestampRange with StartTimestamp and EndTimestamp", field)
+	}
+	kind, err := selectorKind("FragmentSelectorType", *sel.FragmentSelectorType)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return kind, sel.TimestampRange.StartTimestamp.Ms(), sel.TimestampRange.EndTimestamp.Ms(), nil
+}
+
 type listFragmentsInput struct {
 	streamRef
 	MaxResults       *int64            `json:"MaxResults"`
@@ -106,16 +120,10 @@ func (s *Server) listFragments(c *call) (any, error) {
 			return nil, apierr.InvalidArg("NextToken belongs to another stream")
 		}
 	case in.FragmentSelector != nil:
-		sel := in.FragmentSelector
-		if sel.FragmentSelectorType == nil || sel.TimestampRange == nil ||
-			sel.TimestampRange.StartTimestamp == nil || sel.TimestampRange.EndTimestamp == nil {
-			return nil, apierr.InvalidArg("FragmentSelector needs FragmentSelectorType and a TimestampRange with StartTimestamp and EndTimestamp")
-		}
-		kind, err := selectorKind("FragmentSelectorType", *sel.FragmentSelectorType)
+		kind, start, end, err := in.FragmentSelector.timeRange("FragmentSelector")
 		if err != nil {
 			return nil, err
 		}
-		start, end := sel.TimestampRange.StartTimestamp.Ms(), sel.TimestampRange.EndTimestamp.Ms()
 		if end < start {
 			return nil, apierr.InvalidArg("EndTimestamp must not be before StartTimestamp")
 		}

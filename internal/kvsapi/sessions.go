@@ -1,28 +1,22 @@
 package kvsapi
 
 import (
-	"github.com/kinema/kinema/internal/apierr"
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/playback"
 )
 
-type sessionSelector struct {
-	FragmentSelectorType *string         `json:"FragmentSelectorType"`
-	TimestampRange       *timestampRange `json:"TimestampRange"`
-}
-
 type hlsSessionInput struct {
 	streamRef
-	PlaybackMode                    *string          `json:"PlaybackMode"`
-	HLSFragmentSelector             *sessionSelector `json:"HLSFragmentSelector"`
-	DASHFragmentSelector            *sessionSelector `json:"DASHFragmentSelector"`
-	ContainerFormat                 *string          `json:"ContainerFormat"`
-	DiscontinuityMode               *string          `json:"DiscontinuityMode"`
-	DisplayFragmentTimestamp        *string          `json:"DisplayFragmentTimestamp"`
-	DisplayFragmentNumber           *string          `json:"DisplayFragmentNumber"`
-	Expires                         *int64           `json:"Expires"`
-	MaxMediaPlaylistFragmentResults *int64           `json:"MaxMediaPlaylistFragmentResults"`
-	MaxManifestFragmentResults      *int64           `json:"MaxManifestFragmentResults"`
+	PlaybackMode                    *string           `json:"PlaybackMode"`
+	HLSFragmentSelector             *fragmentSelector `json:"HLSFragmentSelector"`
+	DASHFragmentSelector            *fragmentSelector `json:"DASHFragmentSelector"`
+	ContainerFormat                 *string           `json:"ContainerFormat"`
+	DiscontinuityMode               *string           `json:"DiscontinuityMode"`
+	DisplayFragmentTimestamp        *string           `json:"DisplayFragmentTimestamp"`
+	DisplayFragmentNumber           *string           `json:"DisplayFragmentNumber"`
+	Expires                         *int64            `json:"Expires"`
+	MaxMediaPlaylistFragmentResults *int64            `json:"MaxMediaPlaylistFragmentResults"`
+	MaxManifestFragmentResults      *int64            `json:"MaxManifestFragmentResults"`
 }
 
 var modes = map[string]playback.Mode{"LIVE": playback.Live, "LIVE_REPLAY": playback.LiveReplay, "ON_DEMAND": playback.OnDemand}
@@ -128,8 +122,8 @@ func (s *Server) getDASHStreamingSessionURL(c *call) (any, error) {
 
 type getClipInput struct {
 	streamRef
-	ClipFragmentSelector *sessionSelector `json:"ClipFragmentSelector"`
-	Expires              *int64           `json:"Expires"` // GetClipSessionURL only
+	ClipFragmentSelector *fragmentSelector `json:"ClipFragmentSelector"`
+	Expires              *int64            `json:"Expires"` // GetClipSessionURL only
 }
 
 // clipRequest reads GetClip's input (GetClipSessionURL takes the same).
@@ -138,12 +132,7 @@ func (s *Server) clipRequest(c *call) (playback.ClipRequest, *int64, error) {
 	if err := c.decode(&in); err != nil {
 		return playback.ClipRequest{}, nil, err
 	}
-	sel := in.ClipFragmentSelector
-	if sel == nil || sel.FragmentSelectorType == nil || sel.TimestampRange == nil ||
-		sel.TimestampRange.StartTimestamp == nil || sel.TimestampRange.EndTimestamp == nil {
-		return playback.ClipRequest{}, nil, apierr.InvalidArg("ClipFragmentSelector needs FragmentSelectorType and a TimestampRange with StartTimestamp and EndTimestamp")
-	}
-	kind, err := selectorKind("FragmentSelectorType", *sel.FragmentSelectorType)
+	kind, start, end, err := in.ClipFragmentSelector.timeRange("ClipFragmentSelector")
 	if err != nil {
 		return playback.ClipRequest{}, nil, err
 	}
@@ -151,8 +140,7 @@ func (s *Server) clipRequest(c *call) (playback.ClipRequest, *int64, error) {
 	if err != nil {
 		return playback.ClipRequest{}, nil, err
 	}
-	return playback.ClipRequest{Stream: st, Selector: kind, StartMs: sel.TimestampRange.StartTimestamp.Ms(),
-		EndMs: sel.TimestampRange.EndTimestamp.Ms()}, in.Expires, nil
+	return playback.ClipRequest{Stream: st, Selector: kind, StartMs: start, EndMs: end}, in.Expires, nil
 }
 
 func (s *Server) getClip(c *call) error {
