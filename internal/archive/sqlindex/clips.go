@@ -55,7 +55,7 @@ func (x *Index) PutClip(ctx context.Context, c *clipmeta.Clip) error {
 
 // GetClip finds the client's clip of the stream with exactly this range.
 func (x *Index) GetClip(ctx context.Context, clientID, streamName string, beginMs, endMs int64) (*clipmeta.Clip, error) {
-	return scanClip(x.r.QueryRowContext(ctx, `SELECT `+clipCols+` FROM clips INDEXED BY clips_by_stream
+	return scanClip(x.queryRow(ctx, `SELECT `+clipCols+` FROM clips INDEXED BY clips_by_stream
 		WHERE client_id = ? AND stream_name = ? AND begin_ms = ? AND end_ms = ?
 		ORDER BY created_ms DESC, id LIMIT 1`, clientID, streamName, beginMs, endMs))
 }
@@ -87,7 +87,7 @@ func (x *Index) ListClips(ctx context.Context, q clipmeta.ListQuery) ([]clipmeta
 	}
 	s += ` ORDER BY begin_ms, id LIMIT ?`
 	args = append(args, q.Limit)
-	rows, err := x.r.QueryContext(ctx, s, args...)
+	rows, err := x.query(ctx, s, args...)
 	if err != nil {
 		return nil, err
 	}

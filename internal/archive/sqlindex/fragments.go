@@ -32,7 +32,7 @@ func scanFragment(row scanner) (*stream.Fragment, error) {
 }
 
 func (x *Index) queryFragments(ctx context.Context, q string, args ...any) ([]stream.Fragment, error) {
-	rows, err := x.r.QueryContext(ctx, q, args...)
+	rows, err := x.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func (x *Index) NewSegment(ctx context.Context) (int64, error) {
 
 // Segments lists every registered segment.
 func (x *Index) Segments(ctx context.Context) ([]archive.SegmentInfo, error) {
-	rows, err := x.r.QueryContext(ctx, `SELECT id, committed_bytes, live_fragments FROM segments ORDER BY id`)
+	rows, err := x.query(ctx, `SELECT id, committed_bytes, live_fragments FROM segments ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +114,7 @@ func (x *Index) ReserveFragmentNumbers(ctx context.Context, n int64) (stream.Fra
 
 // Fragment finds one fragment of a live stream.
 func (x *Index) Fragment(ctx context.Context, streamID int64, n stream.FragmentNumber) (*stream.Fragment, error) {
-	return scanFragment(x.r.QueryRowContext(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE id = ? AND stream_id = ?`, int64(n), streamID))
+	return scanFragment(x.queryRow(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE id = ? AND stream_id = ?`, int64(n), streamID))
 }
 
 // Fragments runs a time-range query.
@@ -157,14 +157,14 @@ func (x *Index) CountFragments(ctx context.Context, streamID int64, kind archive
 		col = "producer_ms"
 	}
 	var n int64
-	err := x.r.QueryRowContext(ctx, `SELECT count(*) FROM fragments WHERE stream_id = ? AND `+col+` >= ? AND `+col+` <= ?
+	err := x.queryRow(ctx, `SELECT count(*) FROM fragments WHERE stream_id = ? AND `+col+` >= ? AND `+col+` <= ?
 		AND (`+col+` < ? OR id < ?)`, streamID, fromMs, beforeMs, beforeMs, int64(before)).Scan(&n)
 	return n, err
 }
 
 // LatestFragment is the stream's last fragment in number order.
 func (x *Index) LatestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error) {
-	return scanFragment(x.r.QueryRowContext(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id DESC LIMIT 1`, streamID))
+	return scanFragment(x.queryRow(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id DESC LIMIT 1`, streamID))
 }
 
 // ExpireFragments deletes old fragments and queues their bytes for reclaim,
@@ -210,7 +210,7 @@ func (x *Index) ExpireFragments(ctx context.Context, streamID int64, serverBefor
 
 // RetentionStreams maps each live stream to its retention in hours.
 func (x *Index) RetentionStreams(ctx context.Context) (map[int64]int, error) {
-	rows, err := x.r.QueryContext(ctx, `SELECT id, retention_hours FROM streams WHERE deleted = 0`)
+	rows, err := x.query(ctx, `SELECT id, retention_hours FROM streams WHERE deleted = 0`)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +229,7 @@ func (x *Index) RetentionStreams(ctx context.Context) (map[int64]int, error) {
 
 // DeletedStreams lists streams whose purge is pending.
 func (x *Index) DeletedStreams(ctx context.Context) ([]int64, error) {
-	rows, err := x.r.QueryContext(ctx, `SELECT id FROM streams WHERE deleted = 1`)
+	rows, err := x.query(ctx, `SELECT id FROM streams WHERE deleted = 1`)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func (x *Index) PurgeStream(ctx context.Context, id int64) error {
 
 // Reclaims returns byte ranges waiting to be freed.
 func (x *Index) Reclaims(ctx context.Context, limit int) ([]archive.Reclaim, error) {
-	rows, err := x.r.QueryContext(ctx, `SELECT id, segment_id, offset, length FROM reclaims ORDER BY segment_id, offset LIMIT ?`, limit)
+	rows, err := x.query(ctx, `SELECT id, segment_id, offset, length FROM reclaims ORDER BY segment_id, offset LIMIT ?`, limit)
 	if err != nil {
 		return nil, err
 	}
