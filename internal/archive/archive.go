@@ -63,6 +63,9 @@ type FragmentQuery struct {
 	AfterMs     int64
 	AfterNumber stream.FragmentNumber
 	Limit       int
+	// SampleTables fills each fragment's SampleTable, which other queries
+	// leave out (they are most of a row's size and only clips need them).
+	SampleTables bool
 }
 
 // Media stores fragment bytes. Implementations append to segments and read

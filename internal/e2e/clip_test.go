@@ -10,6 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	avtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
+
+	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/kvsapi"
+	"github.com/kinema/kinema/internal/media/fmp4"
 )
 
 // GetClip returns a progressive MP4 of the range that ffmpeg decodes
@@ -46,6 +50,22 @@ func TestGetClip(t *testing.T) {
 			_, want := ffprobeURL(t, file)
 			if vf != 100 || ap != want {
 				t.Fatalf("clip: %d video frames, %d audio packets; want 100 and %d", vf, ap, want)
+			}
+			// That clip was laid out from the sample tables ingest stored
+			// with each fragment, not from the media.
+			st, err := s.Archive.Index.StreamByName(ctxT(t), kvsapi.DefaultAccount, "clip-"+c.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frags, err := s.Archive.Index.Fragments(ctxT(t), archive.FragmentQuery{StreamID: st.ID, Kind: archive.ProducerTimestamp,
+				StartMs: start, EndMs: start + 10_000, Limit: 100, SampleTables: true})
+			if err != nil || len(frags) == 0 {
+				t.Fatalf("%d fragments: %v", len(frags), err)
+			}
+			for _, f := range frags {
+				if _, err := fmp4.ParseClipFragment(f.SampleTable); err != nil {
+					t.Fatalf("fragment %s has no usable sample table: %v", f.Number, err)
+				}
 			}
 			cli := filepath.Join(t.TempDir(), "cli.mp4")
 			_, stderr, err := s.awsCLI(t, "kinesis-video-archived-media", "get-clip", "--stream-name", "clip-"+c.name,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/media/fmp4"
 	"github.com/kinema/kinema/internal/media/mkv"
 	"github.com/kinema/kinema/internal/putmedia"
 	"github.com/kinema/kinema/internal/stream"
@@ -71,6 +72,10 @@ type session struct {
 	header    *mkv.Header
 	hdrID     int64
 	tracks    map[uint64]bool
+	// playable is the header's tracks as readers package them, nil when
+	// a codec is not one Kinema repackages; it lets ingest store each
+	// fragment's sample table for clips.
+	playable []*fmp4.Track
 
 	open      *fragmentBuilder
 	pending   []stream.Tag // tags that arrived while no fragment was open
@@ -340,6 +345,7 @@ func (s *session) handle(ev mkv.Event) error {
 
 func (s *session) setHeader(h *mkv.Header, id int64) {
 	s.header, s.hdrID = h, id
+	s.playable, _ = fmp4.TracksFromHeader(*h)
 	s.tracks = map[uint64]bool{}
 	for _, t := range h.Tracks {
 		s.tracks[t.Number] = true
@@ -471,6 +477,13 @@ func (s *session) complete() error {
 	data := f.finish()
 	f.frag.DurationMs = s.ticksToMs(f.durationTicks())
 	f.frag.SizeBytes = int64(len(data))
+	if s.playable != nil {
+		// ~15 µs per 500 kB fragment; a clip that cannot use the table
+		// (none stored) reads the fragment instead.
+		if idx, err := fmp4.FragmentIndex(*s.header, s.playable, data); err == nil {
+			f.frag.SampleTable = fmp4.AppendClipFragment(nil, idx)
+		}
+	}
 	s.sum.Fragments++
 	if dup := s.storedCopy(&f.frag, data); dup != nil {
 		// A producer resends fragments whose PERSISTED ack it never got (the

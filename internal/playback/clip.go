@@ -27,7 +27,8 @@ type clipPlan struct {
 }
 
 // planClip lists the range's fragments and lays the MP4 out from their
-// sample tables. Kinema has no 100 MB / 200-fragment wall; the clip ends
+// sample tables: those ingest stored in the index, or, for fragments
+// without one, read from the media. Kinema has no 100 MB / 200-fragment wall; the clip ends
 // early only where the track set changes (an MP4 has one sample entry per
 // track here), which the response reports in x-kinema-clip-end.
 func (p *Server) planClip(ctx context.Context, req ClipRequest) (*clipPlan, error) {
@@ -43,7 +44,7 @@ func (p *Server) planClip(ctx context.Context, req ClipRequest) (*clipPlan, erro
 	}
 	plan := &clipPlan{}
 	var index []fmp4.ClipFragment
-	q := archive.FragmentQuery{StreamID: st.ID, Kind: req.Selector, StartMs: req.StartMs, EndMs: req.EndMs, Limit: 1000}
+	q := archive.FragmentQuery{StreamID: st.ID, Kind: req.Selector, StartMs: req.StartMs, EndMs: req.EndMs, Limit: 1000, SampleTables: true}
 	for {
 		page, err := p.Archive.Index.Fragments(ctx, q)
 		if err != nil {
@@ -58,14 +59,11 @@ func (p *Server) planClip(ctx context.Context, req ClipRequest) (*clipPlan, erro
 			} else if f.HeaderID != plan.frags[0].HeaderID {
 				return plan.finish(index)
 			}
-			data, err := p.Archive.Read(ctx, f)
+			cf, err := p.clipIndex(ctx, plan.ts, f)
 			if err != nil {
-				return nil, apierr.Internal(err)
+				return nil, err
 			}
-			cf, err := fmp4.FragmentIndex(plan.ts.header, plan.ts.tracks, data)
-			if err != nil {
-				return nil, apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
-			}
+			f.SampleTable = nil // planned; the plan may be cached
 			plan.frags = append(plan.frags, *f)
 			index = append(index, cf)
 		}
@@ -82,6 +80,26 @@ func (p *Server) planClip(ctx context.Context, req ClipRequest) (*clipPlan, erro
 		return nil, apierr.NotFound("stream %s has no fragment in the requested range", st.Name)
 	}
 	return plan.finish(index)
+}
+
+// clipIndex is the fragment's sample table, from the index or else from
+// its media.
+func (p *Server) clipIndex(ctx context.Context, ts *trackSet, f *stream.Fragment) (fmp4.ClipFragment, error) {
+	if f.SampleTable != nil {
+		if cf, err := fmp4.ParseClipFragment(f.SampleTable); err == nil {
+			return cf, nil
+		}
+		p.Log.Warn("unreadable sample table in the index; reading the fragment", "fragment", f.Number)
+	}
+	data, err := p.Archive.Read(ctx, f)
+	if err != nil {
+		return fmp4.ClipFragment{}, apierr.Internal(err)
+	}
+	cf, err := fmp4.FragmentIndex(ts.header, ts.tracks, data)
+	if err != nil {
+		return fmp4.ClipFragment{}, apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
+	}
+	return cf, nil
 }
 
 // clipPayload returns the function that renders fragment i's part of the

@@ -90,6 +90,11 @@ type Fragment struct {
 	HeaderID   int64 // the track set (Info + Tracks) the Cluster is to be read with
 	Location   Location
 	Tags       []Tag
+	// SampleTable is the fragment's samples (sizes, times, key frames) in
+	// the encoding of fmp4.AppendClipFragment, made at ingest so that clips
+	// are laid out without reading media. Nil when the media could not be
+	// indexed; index queries fill it only when asked to.
+	SampleTable []byte
 }
 
 // Location says where a fragment's Cluster bytes are.

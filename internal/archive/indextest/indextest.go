@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) archive.Index) {
 		{"Tags", testTags},
 		{"Headers", testHeaders},
 		{"FragmentQueries", testFragmentQueries},
+		{"SampleTables", testSampleTables},
 		{"FragmentNumbers", testFragmentNumbers},
 		{"ExpiryAndReclaim", testExpiry},
 	}
@@ -260,5 +261,37 @@ func testExpiry(t *testing.T, x archive.Index) {
 	}
 	if r, _ := x.RetentionStreams(ctx); r[s.ID] != 1 {
 		t.Fatalf("retention map %v", r)
+	}
+}
+
+// testSampleTables: a fragment's sample table comes back only from a
+// time-range query that asks for it; fragments stored without one have none.
+func testSampleTables(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	seg, _ := x.NewSegment(ctx)
+	first, _ := x.ReserveFragmentNumbers(ctx, 2)
+	frags := []stream.Fragment{
+		{Number: first, StreamID: s.ID, ServerMs: 1000, ProducerMs: 1000, SizeBytes: 10, Location: stream.Location{SegmentID: seg, Length: 10},
+			SampleTable: []byte("table-1")},
+		{Number: first + 1, StreamID: s.ID, ServerMs: 2000, ProducerMs: 2000, SizeBytes: 10, Location: stream.Location{SegmentID: seg, Offset: 10, Length: 10}},
+	}
+	if err := x.CommitFragments(ctx, seg, 20, frags); err != nil {
+		t.Fatal(err)
+	}
+	q := archive.FragmentQuery{StreamID: s.ID, Kind: archive.ProducerTimestamp, StartMs: 0, EndMs: 5000, Limit: 10}
+	plain, _ := x.Fragments(ctx, q)
+	q.SampleTables = true
+	with, err := x.Fragments(ctx, q)
+	if err != nil || len(with) != 2 || len(plain) != 2 {
+		t.Fatalf("queries: %v, %d and %d fragments", err, len(with), len(plain))
+	}
+	if string(with[0].SampleTable) != "table-1" || with[1].SampleTable != nil {
+		t.Fatalf("sample tables %q %q", with[0].SampleTable, with[1].SampleTable)
+	}
+	if plain[0].SampleTable != nil {
+		t.Fatal("a query that did not ask for sample tables returned one")
+	}
+	if f, _ := x.Fragment(ctx, s.ID, first); f.SampleTable != nil {
+		t.Fatal("Fragment returned a sample table")
 	}
 }

@@ -14,10 +14,24 @@ import (
 const fragmentCols = `id, stream_id, producer_ms, server_ms, duration_ms, header_id, segment_id, offset, size_bytes, tags`
 
 func scanFragment(row scanner) (*stream.Fragment, error) {
+	return scanFragmentCols(row)
+}
+
+// scanFragmentWithTable scans fragmentCols followed by the sample table.
+func scanFragmentWithTable(row scanner) (*stream.Fragment, error) {
+	var table []byte
+	f, err := scanFragmentCols(row, &table)
+	if err == nil {
+		f.SampleTable = table
+	}
+	return f, err
+}
+
+func scanFragmentCols(row scanner, extra ...any) (*stream.Fragment, error) {
 	var f stream.Fragment
 	var tags []byte
-	err := row.Scan(&f.Number, &f.StreamID, &f.ProducerMs, &f.ServerMs, &f.DurationMs, &f.HeaderID,
-		&f.Location.SegmentID, &f.Location.Offset, &f.SizeBytes, &tags)
+	err := row.Scan(append([]any{&f.Number, &f.StreamID, &f.ProducerMs, &f.ServerMs, &f.DurationMs, &f.HeaderID,
+		&f.Location.SegmentID, &f.Location.Offset, &f.SizeBytes, &tags}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, archive.ErrNotFound
 	}
@@ -32,6 +46,10 @@ func scanFragment(row scanner) (*stream.Fragment, error) {
 }
 
 func (x *Index) queryFragments(ctx context.Context, q string, args ...any) ([]stream.Fragment, error) {
+	return x.scanFragments(ctx, scanFragment, q, args...)
+}
+
+func (x *Index) scanFragments(ctx context.Context, scan func(scanner) (*stream.Fragment, error), q string, args ...any) ([]stream.Fragment, error) {
 	rows, err := x.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -39,7 +57,7 @@ func (x *Index) queryFragments(ctx context.Context, q string, args ...any) ([]st
 	defer rows.Close()
 	var out []stream.Fragment
 	for rows.Next() {
-		f, err := scanFragment(rows)
+		f, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -83,9 +101,22 @@ func (x *Index) CommitFragments(ctx context.Context, segmentID, end int64, frags
 			return err
 		}
 		defer ins.Close()
+		var insTable *sql.Stmt
 		for _, f := range frags {
 			if _, err := ins.ExecContext(ctx, int64(f.Number), f.StreamID, f.ProducerMs, f.ServerMs, f.DurationMs,
 				f.HeaderID, segmentID, f.Location.Offset, f.SizeBytes, encodeTags(f.Tags)); err != nil {
+				return err
+			}
+			if f.SampleTable == nil {
+				continue
+			}
+			if insTable == nil {
+				if insTable, err = tx.PrepareContext(ctx, `INSERT INTO sample_tables (id, data) VALUES (?, ?)`); err != nil {
+					return err
+				}
+				defer insTable.Close()
+			}
+			if _, err := insTable.ExecContext(ctx, int64(f.Number), f.SampleTable); err != nil {
 				return err
 			}
 		}
@@ -124,7 +155,11 @@ func (x *Index) Fragments(ctx context.Context, q archive.FragmentQuery) ([]strea
 		col = "producer_ms"
 	}
 	var sb strings.Builder
-	sb.WriteString(`SELECT ` + fragmentCols + ` FROM fragments WHERE stream_id = ? AND ` + col + ` BETWEEN ? AND ?`)
+	sb.WriteString(`SELECT ` + fragmentCols)
+	if q.SampleTables {
+		sb.WriteString(`, (SELECT data FROM sample_tables t WHERE t.id = fragments.id)`)
+	}
+	sb.WriteString(` FROM fragments WHERE stream_id = ? AND ` + col + ` BETWEEN ? AND ?`)
 	args := []any{q.StreamID, q.StartMs, q.EndMs}
 	if q.AfterNumber != 0 {
 		sb.WriteString(` AND (` + col + ` > ? OR (` + col + ` = ? AND id > ?))`)
@@ -132,6 +167,9 @@ func (x *Index) Fragments(ctx context.Context, q archive.FragmentQuery) ([]strea
 	}
 	sb.WriteString(` ORDER BY ` + col + `, id LIMIT ?`)
 	args = append(args, q.Limit)
+	if q.SampleTables {
+		return x.scanFragments(ctx, scanFragmentWithTable, sb.String(), args...)
+	}
 	return x.queryFragments(ctx, sb.String(), args...)
 }
 
@@ -193,6 +231,9 @@ func (x *Index) ExpireFragments(ctx context.Context, streamID int64, serverBefor
 		}
 		for _, v := range vs {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM fragments WHERE id = ?`, v.id); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM sample_tables WHERE id = ?`, v.id); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO reclaims (segment_id, offset, length) VALUES (?,?,?)`, v.seg, v.off, v.size); err != nil {

@@ -65,6 +65,14 @@ CREATE TABLE IF NOT EXISTS fragments (
 CREATE INDEX IF NOT EXISTS fragments_by_server   ON fragments(stream_id, server_ms);
 CREATE INDEX IF NOT EXISTS fragments_by_producer ON fragments(stream_id, producer_ms);
 
+-- Each fragment's sample table (stream.Fragment.SampleTable), apart from
+-- the fragments table so that time-range scans for playlists stay on small
+-- rows. id is the fragment number; fragments without one have no row.
+CREATE TABLE IF NOT EXISTS sample_tables (
+	id   INTEGER PRIMARY KEY,
+	data BLOB    NOT NULL
+);
+
 -- Byte ranges of deleted fragments whose disk space is still to be freed.
 CREATE TABLE IF NOT EXISTS reclaims (
 	id         INTEGER PRIMARY KEY,

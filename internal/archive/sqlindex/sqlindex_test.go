@@ -2,12 +2,15 @@ package sqlindex_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/archive/indextest"
 	"github.com/kinema/kinema/internal/archive/sqlindex"
+	"github.com/kinema/kinema/internal/stream"
 )
 
 func TestConformance(t *testing.T) {
@@ -19,4 +22,48 @@ func TestConformance(t *testing.T) {
 		t.Cleanup(func() { x.Close() })
 		return x
 	})
+}
+
+// TestExpiryDropsSampleTables: expired fragments leave no sample table
+// behind (the table is not reachable through the Index interface any more,
+// so only its row count shows a leak).
+func TestExpiryDropsSampleTables(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "index.db")
+	x, err := sqlindex.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	s := &stream.Stream{Account: "a", Region: "r", Name: "cam", Version: "v", Status: stream.StatusActive, Created: time.UnixMilli(1), RetentionHours: 1}
+	if err := x.CreateStream(ctx, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	seg, _ := x.NewSegment(ctx)
+	n, _ := x.ReserveFragmentNumbers(ctx, 1)
+	f := stream.Fragment{Number: n, StreamID: s.ID, ServerMs: 1000, SizeBytes: 10, Location: stream.Location{SegmentID: seg, Length: 10}, SampleTable: []byte{1}}
+	if err := x.CommitFragments(ctx, seg, 10, []stream.Fragment{f}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var c int
+		if err := db.QueryRow(`SELECT count(*) FROM sample_tables`).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := count(); c != 1 {
+		t.Fatalf("%d sample tables stored, want 1", c)
+	}
+	if n, err := x.ExpireFragments(ctx, s.ID, 2000, 10); n != 1 || err != nil {
+		t.Fatalf("expired %d: %v", n, err)
+	}
+	if c := count(); c != 0 {
+		t.Fatalf("%d sample tables left after expiry", c)
+	}
 }

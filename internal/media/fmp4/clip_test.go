@@ -18,7 +18,12 @@ func planClip(t *testing.T, s *stored, tracks []*Track) (*ClipLayout, func(int) 
 	frags := make([]ClipFragment, len(s.clusters))
 	for i, c := range s.clusters {
 		var err error
-		if frags[i], err = FragmentIndex(s.header, tracks, c); err != nil {
+		idx, err := FragmentIndex(s.header, tracks, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Plan from the stored encoding, as the server does.
+		if frags[i], err = ParseClipFragment(AppendClipFragment(nil, idx)); err != nil {
 			t.Fatal(err)
 		}
 	}
