@@ -66,6 +66,9 @@ type FragmentQuery struct {
 	// SampleTables fills each fragment's SampleTable, which other queries
 	// leave out (they are most of a row's size and only clips need them).
 	SampleTables bool
+	// Brief leaves Location and Tags out: what playlists need of thousands
+	// of fragments, at about half the cost per row.
+	Brief bool
 }
 
 // Media stores fragment bytes. Implementations append to segments and read

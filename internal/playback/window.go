@@ -46,7 +46,7 @@ func (p *Server) window(ctx context.Context, s *Session) (*window, error) {
 	switch s.Mode {
 	case OnDemand:
 		frags, err := idx.Fragments(ctx, archive.FragmentQuery{StreamID: s.StreamID, Kind: s.Selector,
-			StartMs: s.StartMs, EndMs: s.EndMs, Limit: s.MaxFragments})
+			StartMs: s.StartMs, EndMs: s.EndMs, Limit: s.MaxFragments, Brief: true})
 		if err != nil {
 			return nil, err
 		}
@@ -62,7 +62,7 @@ func (p *Server) window(ctx context.Context, s *Session) (*window, error) {
 		}
 		from := max(s.StartMs, end-int64(s.MaxFragments)*maxFragmentMs)
 		frags, err := idx.Fragments(ctx, archive.FragmentQuery{StreamID: s.StreamID, Kind: s.Selector,
-			StartMs: from, EndMs: end, Limit: maxPlaylistSize})
+			StartMs: from, EndMs: end, Limit: maxPlaylistSize, Brief: true})
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +120,7 @@ func (p *Server) discontinuitiesBefore(ctx context.Context, s *Session, w *windo
 	if s.Mode == Live {
 		clock, at = archive.ServerTimestamp, first.ServerMs
 	}
-	q := archive.FragmentQuery{StreamID: s.StreamID, Kind: clock, StartMs: s.origin(), EndMs: at, Limit: 5000}
+	q := archive.FragmentQuery{StreamID: s.StreamID, Kind: clock, StartMs: s.origin(), EndMs: at, Limit: 5000, Brief: true}
 	var n int64
 	var prev *stream.Fragment
 	for {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -290,6 +291,16 @@ func testSampleTables(t *testing.T, x archive.Index) {
 	}
 	if plain[0].SampleTable != nil {
 		t.Fatal("a query that did not ask for sample tables returned one")
+	}
+	q.SampleTables, q.Brief = false, true
+	brief, err := x.Fragments(ctx, q)
+	if err != nil || len(brief) != 2 {
+		t.Fatalf("brief query: %v, %d fragments", err, len(brief))
+	}
+	full := plain[1]
+	full.Location, full.Tags = stream.Location{}, nil
+	if !reflect.DeepEqual(brief[1], full) {
+		t.Fatalf("brief fragment %+v, want %+v without location and tags", brief[1], full)
 	}
 	if f, _ := x.Fragment(ctx, s.ID, first); f.SampleTable != nil {
 		t.Fatal("Fragment returned a sample table")

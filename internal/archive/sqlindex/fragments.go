@@ -27,6 +27,17 @@ func scanFragmentWithTable(row scanner) (*stream.Fragment, error) {
 	return f, err
 }
 
+// briefCols are the columns of a FragmentQuery.Brief.
+const briefCols = `id, stream_id, producer_ms, server_ms, duration_ms, header_id, size_bytes`
+
+func scanBriefFragment(row scanner) (*stream.Fragment, error) {
+	var f stream.Fragment
+	if err := row.Scan(&f.Number, &f.StreamID, &f.ProducerMs, &f.ServerMs, &f.DurationMs, &f.HeaderID, &f.SizeBytes); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
 func scanFragmentCols(row scanner, extra ...any) (*stream.Fragment, error) {
 	var f stream.Fragment
 	var tags []byte
@@ -155,7 +166,11 @@ func (x *Index) Fragments(ctx context.Context, q archive.FragmentQuery) ([]strea
 		col = "producer_ms"
 	}
 	var sb strings.Builder
-	sb.WriteString(`SELECT ` + fragmentCols)
+	if q.Brief {
+		sb.WriteString(`SELECT ` + briefCols)
+	} else {
+		sb.WriteString(`SELECT ` + fragmentCols)
+	}
 	if q.SampleTables {
 		sb.WriteString(`, (SELECT data FROM sample_tables t WHERE t.id = fragments.id)`)
 	}
@@ -167,7 +182,12 @@ func (x *Index) Fragments(ctx context.Context, q archive.FragmentQuery) ([]strea
 	}
 	sb.WriteString(` ORDER BY ` + col + `, id LIMIT ?`)
 	args = append(args, q.Limit)
-	if q.SampleTables {
+	switch {
+	case q.Brief && q.SampleTables:
+		return nil, errors.New("sqlindex: a Brief query cannot ask for sample tables")
+	case q.Brief:
+		return x.scanFragments(ctx, scanBriefFragment, sb.String(), args...)
+	case q.SampleTables:
 		return x.scanFragments(ctx, scanFragmentWithTable, sb.String(), args...)
 	}
 	return x.queryFragments(ctx, sb.String(), args...)
