@@ -120,9 +120,15 @@ func walkCluster(cluster []byte, visit func(tc uint64, b mkv.Block) error) error
 	if unknown {
 		stop = endsUnknownCluster
 	}
+	return walkClusterBody(body, il+sl, stop, visit)
+}
+
+// walkClusterBody is walkCluster for a Cluster's content (Timecode and
+// blocks) at offset off of the stored bytes; stop ends it early.
+func walkClusterBody(body []byte, off int, stop func(uint32) bool, visit func(tc uint64, b mkv.Block) error) error {
 	var tc uint64
 	haveTC := false
-	return children(body, il+sl, stop, func(e element) error {
+	return children(body, off, stop, func(e element) error {
 		switch e.id {
 		case mkv.IDTimecode:
 			if haveTC || len(e.payload) > 8 {

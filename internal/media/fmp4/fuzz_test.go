@@ -92,6 +92,12 @@ func FuzzFragmentSamples(f *testing.F) {
 		if nextMs > 0 && nextMs < 1<<40 {
 			next = nextMs * 1e6
 		}
+		if _, il, ok := readID(cluster); ok {
+			if _, sl, _, ok := readSize(cluster[il:]); ok {
+				// The same bytes as a fragment still being received.
+				OpenFragmentSamples(h, tracks, cluster[il+sl:])
+			}
+		}
 		samples, err := FragmentSamples(h, tracks, cluster, next)
 		if err != nil {
 			if !isErr(err, mkv.ErrInvalid) && !isErr(err, ErrInvalidMediaFrame) {

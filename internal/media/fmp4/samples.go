@@ -62,6 +62,47 @@ type Sample struct {
 // ErrInvalidMediaFrame for a video frame that is neither length-prefixed nor
 // Annex-B or times that do not fit.
 func FragmentSamples(h mkv.Header, tracks []*Track, cluster []byte, nextFragmentStartNs int64) (map[uint64][]Sample, error) {
+	return samplesOf(h, tracks, func(visit func(uint64, mkv.Block) error) error { return walkCluster(cluster, visit) }, nextFragmentStartNs, false)
+}
+
+// OpenFragmentSamples is FragmentSamples for a fragment still being
+// received: body is its Cluster's content so far (the Timecode and whole
+// blocks, without the Cluster's ID and size). Per track it returns only the
+// samples whose times can no longer change as more blocks arrive. A
+// sample lasts until the next one's decode time (block times are rounded to
+// the TimecodeScale, so even audio frames vary), so the newest is never
+// final. A video sample's decode time is its rank among the fragment's
+// presentation times: with a reorder depth of R, a frame still to come can
+// outrank at most R of those already here, so all but the newest R+1 are
+// final. The shift that keeps decode times before presentation times must
+// not move either: it is fixed by the track's frame duration, so a
+// reordering track whose frame rate neither the SPS nor the MKV header
+// gives (its frame spacing is then guessed from the whole fragment) has no
+// final samples until the fragment is complete. (A camera that reorders
+// deeper than its SPS says can still move them; FragmentSamples of the
+// whole fragment is then what counts.)
+func OpenFragmentSamples(h mkv.Header, tracks []*Track, body []byte) (map[uint64][]Sample, error) {
+	out, err := samplesOf(h, tracks, func(visit func(uint64, mkv.Block) error) error { return walkClusterBody(body, 0, nil, visit) }, 0, true)
+	if err != nil {
+		return nil, err
+	}
+	for num, ss := range out {
+		t := findTrack(tracks, num)
+		keep := len(ss) - 1
+		if t.Kind == Video {
+			keep -= t.reorder
+			if t.reorder > 0 && t.frameDur == 0 {
+				keep = 0
+			}
+		}
+		out[num] = ss[:max(keep, 0)]
+	}
+	return out, nil
+}
+
+// samplesOf collects and times the samples of the blocks walk visits; open
+// says more blocks are still to come.
+func samplesOf(h mkv.Header, tracks []*Track, walk func(visit func(uint64, mkv.Block) error) error, nextFragmentStartNs int64, open bool) (map[uint64][]Sample, error) {
 	scale := int64(h.TimecodeScale)
 	if h.TimecodeScale == 0 {
 		scale = mkv.DefaultTimecodeScale
@@ -70,7 +111,7 @@ func FragmentSamples(h mkv.Header, tracks []*Track, cluster []byte, nextFragment
 		return nil, fmt.Errorf("%w: TimecodeScale %d", mkv.ErrInvalid, h.TimecodeScale)
 	}
 	out := make(map[uint64][]Sample, len(tracks))
-	err := walkCluster(cluster, func(tc uint64, b mkv.Block) error {
+	err := walk(func(tc uint64, b mkv.Block) error {
 		t := findTrack(tracks, b.Track)
 		if t == nil {
 			return nil
@@ -106,7 +147,11 @@ func FragmentSamples(h mkv.Header, tracks []*Track, cluster []byte, nextFragment
 		t := findTrack(tracks, num)
 		var err error
 		if t.Kind == Video {
-			err = t.videoTiming(ss, nextFragmentStartNs)
+			ranked := len(ss) // samples whose decode-order rank is final
+			if open {
+				ranked -= t.reorder
+			}
+			err = t.videoTiming(ss, nextFragmentStartNs, ranked)
 		} else {
 			err = t.audioTiming(ss)
 		}
@@ -151,14 +196,16 @@ func nsToTimescale(ns int64, timescale uint32) int64 {
 
 // videoTiming fills DTS and Duration of one fragment's video samples, which
 // are in decode order (see FragmentSamples).
-func (t *Track) videoTiming(ss []Sample, nextStartNs int64) error {
+// Only the first ranked samples count towards the shift: the others' ranks
+// may still change (see OpenFragmentSamples).
+func (t *Track) videoTiming(ss []Sample, nextStartNs int64, ranked int) error {
 	sorted := make([]int64, len(ss))
 	for i := range ss {
 		sorted[i] = ss[i].PTS
 	}
 	slices.Sort(sorted)
 	var need int64 // the smallest shift with DTS <= PTS everywhere
-	for i := range ss {
+	for i := range ss[:max(ranked, 0)] {
 		need = max(need, sorted[i]-ss[i].PTS)
 	}
 	fd := t.frameDur
