@@ -31,6 +31,29 @@ const recentPerStream = 4
 type liveStream struct {
 	recent []*LiveFragment
 	subs   map[*Subscription]struct{}
+	open   *OpenFragment
+	// changed is closed at the stream's next change (a fragment or a
+	// block received); made only when someone waits, so that a camera's
+	// every frame does not allocate a channel nobody reads.
+	changed chan struct{}
+}
+
+// OpenFragment is the fragment a producer is sending right now, as far as
+// it has arrived: low-latency readers serve its first frames before it is
+// complete.
+type OpenFragment struct {
+	Fragment stream.Fragment // number, times and track set; no duration or size yet
+	// Body is the Cluster's content so far: its Timecode and whole blocks,
+	// without the Cluster's ID and size. The bytes never change; later
+	// blocks are published as a longer Body.
+	Body []byte
+}
+
+func (ls *liveStream) notify() {
+	if ls.changed != nil {
+		close(ls.changed)
+		ls.changed = nil
+	}
 }
 
 // Subscription receives a stream's new fragments. C is closed when the
@@ -71,6 +94,10 @@ func (h *Hub) Publish(f stream.Fragment, data []byte, keepData bool) {
 	if len(ls.recent) > recentPerStream {
 		ls.recent = ls.recent[1:]
 	}
+	if ls.open != nil && ls.open.Fragment.Number == f.Number {
+		ls.open = nil
+	}
+	ls.notify()
 	for s := range ls.subs {
 		select {
 		case s.C <- *lf: // a copy: the hub may drop its Data later
@@ -78,6 +105,49 @@ func (h *Hub) Publish(f stream.Fragment, data []byte, keepData bool) {
 			s.closeLocked(ls)
 		}
 	}
+}
+
+// PublishOpen announces the blocks received so far of the stream's open
+// fragment (replacing what was published of it before).
+func (h *Hub) PublishOpen(f stream.Fragment, body []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ls := h.stream(f.StreamID)
+	ls.open = &OpenFragment{Fragment: f, Body: body}
+	ls.notify()
+}
+
+// DropOpen forgets the open fragment n: its producer went away before
+// completing it, so it will never be RECEIVED.
+func (h *Hub) DropOpen(streamID int64, n stream.FragmentNumber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ls := h.streams[streamID]; ls != nil && ls.open != nil && ls.open.Fragment.Number == n {
+		ls.open = nil
+		ls.notify()
+	}
+}
+
+// Open returns the stream's open fragment, if a producer is sending one.
+func (h *Hub) Open(streamID int64) (OpenFragment, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ls := h.streams[streamID]; ls != nil && ls.open != nil {
+		return *ls.open, true
+	}
+	return OpenFragment{}, false
+}
+
+// Changed returns a channel that is closed when the stream next receives a
+// fragment or a block, or is forgotten.
+func (h *Hub) Changed(streamID int64) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ls := h.stream(streamID)
+	if ls.changed == nil {
+		ls.changed = make(chan struct{})
+	}
+	return ls.changed
 }
 
 // Persisted marks a fragment durable; its bytes can now be read from the archive.
@@ -136,6 +206,7 @@ func (h *Hub) Forget(streamID int64) {
 	for s := range ls.subs {
 		s.closeLocked(ls)
 	}
+	ls.notify()
 	delete(h.streams, streamID)
 }
 

@@ -59,3 +59,48 @@ func TestHubSubscriptions(t *testing.T) {
 		t.Fatal("a forgotten stream still has fragments")
 	}
 }
+
+// The open fragment: published block by block, replaced by the complete
+// fragment or dropped with its producer; every change wakes waiters.
+func TestHubOpenFragment(t *testing.T) {
+	h := NewHub()
+	changed := h.Changed(7)
+	body := []byte("timecode+block1+block2")
+	h.PublishOpen(stream.Fragment{Number: 5, StreamID: 7}, body[:15])
+	select {
+	case <-changed:
+	default:
+		t.Fatal("PublishOpen did not wake a waiter")
+	}
+	h.PublishOpen(stream.Fragment{Number: 5, StreamID: 7}, body)
+	if o, ok := h.Open(7); !ok || o.Fragment.Number != 5 || string(o.Body) != string(body) {
+		t.Fatalf("open fragment %+v %v", o, ok)
+	}
+	if _, ok := h.Open(8); ok {
+		t.Fatal("another stream has an open fragment")
+	}
+	changed = h.Changed(7)
+	h.Publish(stream.Fragment{Number: 5, StreamID: 7}, body, false)
+	if _, ok := h.Open(7); ok {
+		t.Fatal("a complete fragment is still open")
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Publish did not wake a waiter")
+	}
+	h.PublishOpen(stream.Fragment{Number: 6, StreamID: 7}, body)
+	h.DropOpen(7, 5) // not the open one: no effect
+	if _, ok := h.Open(7); !ok {
+		t.Fatal("dropping another fragment closed the open one")
+	}
+	changed = h.Changed(7)
+	h.DropOpen(7, 6)
+	if _, ok := h.Open(7); ok {
+		t.Fatal("DropOpen kept the fragment")
+	}
+	<-changed
+	changed = h.Changed(7)
+	h.Forget(7)
+	<-changed
+}

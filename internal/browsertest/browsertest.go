@@ -137,6 +137,12 @@ type Result struct {
 	// Launch is how long Chromium took to start; Wall the whole run of
 	// play.mjs.
 	Launch, Wall time.Duration
+	// Behind is, for HLS with EXT-X-PROGRAM-DATE-TIME, the median of how
+	// far the playhead's date was behind the wall clock once playback ran:
+	// for a live camera, the viewer's delay behind it. 0 when unknown.
+	Behind time.Duration
+	// PartsLoaded counts the LL-HLS partial segments the player loaded.
+	PartsLoaded int
 	Errors       []Error
 	Events       []Event
 	// JSON is the line play.mjs printed.
@@ -273,6 +279,8 @@ type output struct {
 	FirstFrameMs     *float64 `json:"timeToFirstFrameMs"`
 	LaunchMs         float64  `json:"launchMs"`
 	WallMs           float64  `json:"wallMs"`
+	BehindMs         *float64 `json:"behindMs"`
+	PartsLoaded      int      `json:"partsLoaded"`
 	Errors           []Error  `json:"errors"`
 	Events           []Event  `json:"events"`
 	HarnessError     string   `json:"harnessError"`
@@ -342,6 +350,7 @@ func run(url, kind string, minTime float64, timeout time.Duration, live bool) (R
 		DroppedFrames: o.DroppedFrames,
 		Launch:        time.Duration(o.LaunchMs) * time.Millisecond,
 		Wall:          time.Duration(o.WallMs) * time.Millisecond,
+		PartsLoaded:   o.PartsLoaded,
 		Errors:        o.Errors,
 		Events:        o.Events,
 		JSON:          line,
@@ -357,6 +366,9 @@ func run(url, kind string, minTime float64, timeout time.Duration, live bool) (R
 	}
 	if o.FirstFrameMs != nil {
 		r.TimeToFirstFrame = time.Duration(*o.FirstFrameMs * float64(time.Millisecond))
+	}
+	if o.BehindMs != nil {
+		r.Behind = time.Duration(*o.BehindMs * float64(time.Millisecond))
 	}
 	return r, nil
 }

@@ -33,13 +33,13 @@ type server struct {
 }
 
 // startServer runs the real server on a loopback port with a fresh data dir.
-func startServer(t *testing.T, mods ...func(*app.Config)) *server {
+func startServer(t testing.TB, mods ...func(*app.Config)) *server {
 	t.Helper()
 	dir := t.TempDir()
 	return startServerIn(t, dir, mods...)
 }
 
-func startServerIn(t *testing.T, dir string, mods ...func(*app.Config)) *server {
+func startServerIn(t testing.TB, dir string, mods ...func(*app.Config)) *server {
 	t.Helper()
 	cfg := app.Config{
 		DataDir: dir, Listen: "127.0.0.1:0",
@@ -143,7 +143,7 @@ func args(parts ...[]string) []string {
 }
 
 // makeMedia encodes a test clip with ffmpeg and returns its path.
-func makeMedia(t *testing.T, name string, args ...string) string {
+func makeMedia(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	mediatest.NeedTool(t, "ffmpeg")
 	out := filepath.Join(t.TempDir(), name)

@@ -78,6 +78,9 @@ type session struct {
 	playable []*fmp4.Track
 
 	open      *fragmentBuilder
+	// announced is the last fragment whose blocks went to live readers
+	// before it was complete (Hub.PublishOpen).
+	announced stream.FragmentNumber
 	pending   []stream.Tag // tags that arrived while no fragment was open
 	prevTicks uint64
 	havePrev  bool
@@ -180,6 +183,8 @@ func (c *Conn) Run(ctx context.Context, p Params, body io.Reader) (Summary, erro
 		err = s.complete()
 		errors.As(err, &se)
 	}
+	// A fragment cut off unfinished is no longer being received.
+	s.svc.Archive.Live.DropOpen(p.Stream.ID, s.announced)
 	close(s.queue)
 	<-persisterDone
 	if se != nil {
@@ -408,6 +413,9 @@ func (s *session) block(b mkv.Block) error {
 		return fail(putmedia.ErrMaxFragmentSize, "fragment exceeds %d bytes", s.lim.MaxFragmentBytes)
 	}
 	f.add(b)
+	// Low-latency readers serve a fragment's first frames before its end.
+	s.svc.Archive.Live.PublishOpen(f.frag, f.body())
+	s.announced = f.frag.Number
 	return nil
 }
 
@@ -557,7 +565,17 @@ type trackTimes struct {
 	seen, seenTwo bool
 }
 
-const clusterSizeOffset = 4 // after the 4-byte Cluster ID
+const (
+	clusterSizeOffset = 4                     // after the 4-byte Cluster ID
+	clusterBodyOffset = clusterSizeOffset + 8 // after its 8-byte size
+)
+
+// body is the Cluster's content so far. Its bytes are never written again
+// (finish patches only the size before it; blocks are appended after it),
+// so live readers may keep it.
+func (f *fragmentBuilder) body() []byte {
+	return f.buf[clusterBodyOffset:len(f.buf):len(f.buf)]
+}
 
 func (f *fragmentBuilder) begin() {
 	f.buf = make([]byte, 0, 256<<10)

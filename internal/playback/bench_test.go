@@ -437,7 +437,7 @@ func benchMediaPlaylist(b *testing.B, e *benchEnv, maxFrags int64) {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
-		_ = mediaPlaylist(r.tok, r.s, win, 1)
+		_ = mediaPlaylist(r.tok, r.s, win, 1, nil)
 		textT += time.Since(t1)
 		sqlT += t1.Sub(t0)
 	}
@@ -459,7 +459,7 @@ func mediaPlaylistOf(b *testing.B, e *benchEnv, s *Session, tok string) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return mediaPlaylist(tok, s, win, 1)
+	return mediaPlaylist(tok, s, win, 1, nil)
 }
 
 // benchFragmentServe: GET getMP4MediaFragment.mp4 of the hour's real

@@ -2,7 +2,6 @@ package playback
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -65,16 +64,16 @@ func version(s *Session) int {
 }
 
 // mediaPlaylist lists the window's fragments for one track (fMP4) or for
-// all tracks (MPEG-TS). headerSeq gives the init segment each fragment needs.
-func mediaPlaylist(token string, s *Session, w *window, track uint64) string {
+// all tracks (MPEG-TS). With an edge (LL-HLS) it adds the parts of the
+// newest fragments and of the one being received.
+func mediaPlaylist(token string, s *Session, w *window, track uint64, edge *liveEdge) string {
 	var b strings.Builder
 	b.WriteString("#EXTM3U\n")
 	fmt.Fprintf(&b, "#EXT-X-VERSION:%d\n", version(s))
-	target := int64(1)
-	for _, f := range w.frags {
-		target = max(target, int64(math.Ceil(float64(f.DurationMs)/1000)))
+	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", targetDuration(w))
+	if edge != nil {
+		writeLowLatencyHeader(&b, edge.target)
 	}
-	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", target)
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", w.seq)
 	if w.discSeq > 0 || s.Discontinuity == DiscontinuityAlways {
 		fmt.Fprintf(&b, "#EXT-X-DISCONTINUITY-SEQUENCE:%d\n", w.discSeq)
@@ -105,9 +104,12 @@ func mediaPlaylist(token string, s *Session, w *window, track uint64) string {
 		}
 		header = f.HeaderID
 		if s.ShowTimestamp {
-			b.WriteString("#EXT-X-PROGRAM-DATE-TIME:")
-			b.WriteString(time.UnixMilli(s.fragmentTime(f)).UTC().Format("2006-01-02T15:04:05.000Z"))
-			b.WriteByte('\n')
+			writeProgramDateTime(&b, s.fragmentTime(f))
+		}
+		if edge != nil {
+			if k := i - (len(w.frags) - len(edge.parts)); k >= 0 {
+				writePartLines(&b, f.Number, edge.track, edge.parts[k], tail[:len(tail)-1])
+			}
 		}
 		d := max(f.DurationMs, 1)
 		num = append(num[:0], "#EXTINF:"...)
@@ -118,10 +120,19 @@ func mediaPlaylist(token string, s *Session, w *window, track uint64) string {
 		b.Write(num)
 		b.WriteString(tail)
 	}
+	if edge != nil && edge.open != nil {
+		writeOpenFragment(&b, s, &w.frags[len(w.frags)-1], edge, tail[:len(tail)-1])
+	}
 	if w.ended {
 		b.WriteString("#EXT-X-ENDLIST\n")
 	}
 	return b.String()
+}
+
+func writeProgramDateTime(b *strings.Builder, ms int64) {
+	b.WriteString("#EXT-X-PROGRAM-DATE-TIME:")
+	b.WriteString(time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z"))
+	b.WriteByte('\n')
 }
 
 // discontinuity reports whether f starts a new timeline after prev: always

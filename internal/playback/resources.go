@@ -15,7 +15,7 @@ const (
 	tsType   = "video/mp2t"
 )
 
-func (p *Server) master(ctx context.Context, token string, s *Session) ([]byte, string, error) {
+func (p *Server) master(ctx context.Context, token string, s *Session, q map[string][]string) ([]byte, string, error) {
 	w, err := p.window(ctx, s)
 	if err != nil {
 		return nil, "", apierr.Internal(err)
@@ -27,6 +27,9 @@ func (p *Server) master(ctx context.Context, token string, s *Session) ([]byte, 
 	ts, err := p.tracksOf(ctx, headerID)
 	if err != nil {
 		return nil, "", err
+	}
+	if lowLatency(s, q) {
+		token += "&LowLatency=1" // the media playlists it lists are low-latency too
 	}
 	return []byte(masterPlaylist(token, s, ts.tracks, bandwidthOf(w.frags))), m3u8Type, nil
 }
@@ -49,6 +52,10 @@ func (p *Server) media(ctx context.Context, token string, s *Session, q map[stri
 	if err != nil {
 		return nil, "", err
 	}
+	if lowLatency(s, q) {
+		b, err := p.lowLatencyPlaylist(ctx, token, s, q, track)
+		return b, m3u8Type, err
+	}
 	w, err := p.window(ctx, s)
 	if err != nil {
 		return nil, "", apierr.Internal(err)
@@ -56,7 +63,7 @@ func (p *Server) media(ctx context.Context, token string, s *Session, q map[stri
 	if track == 0 {
 		track = 1
 	}
-	return []byte(mediaPlaylist(token, s, w, track)), m3u8Type, nil
+	return []byte(mediaPlaylist(token, s, w, track, nil)), m3u8Type, nil
 }
 
 func (p *Server) initSegment(ctx context.Context, s *Session, q map[string][]string) ([]byte, string, error) {
@@ -120,6 +127,10 @@ func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]st
 	if err != nil {
 		return nil, "", err
 	}
+	if first(q, "PartNumber") != "" {
+		pieces, err := p.partSegment(ctx, s, q, track)
+		return pieces, mp4Type, err
+	}
 	f, ts, samples, err := p.fragmentSamples(ctx, s, q)
 	if err != nil {
 		return nil, "", err
@@ -130,14 +141,11 @@ func (p *Server) mediaSegment(ctx context.Context, s *Session, q map[string][]st
 		if (track != 0 && t.Number != track) || len(ss) == 0 {
 			continue
 		}
-		hdr, err := fmp4.AppendMediaSegmentHeader(nil, uint32(f.Number), t, ss)
+		pieces, err := segmentPieces(f, t, ss)
 		if err != nil {
-			return nil, "", apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
+			return nil, "", err
 		}
-		parts = append(parts, hdr)
-		for i := range ss {
-			parts = append(parts, ss[i].Data)
-		}
+		parts = append(parts, pieces...)
 	}
 	if len(parts) == 0 {
 		return nil, "", apierr.NotFound("the fragment has no track %d", track)

@@ -25,8 +25,12 @@ type Server struct {
 	Now     func() time.Time
 	Log     *slog.Logger
 
+	// PartTarget is the LL-HLS part duration; 0 means DefaultPartTarget.
+	PartTarget time.Duration
+
 	mu     sync.Mutex
 	tracks map[int64]*trackSet // by header id
+	parts  map[partsKey][]part // LL-HLS parts of complete fragments
 	plans  planCache
 }
 
@@ -90,7 +94,7 @@ func (p *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var ctype string
 	switch {
 	case resource == "getHLSMasterPlaylist.m3u8" && s.Kind == HLS:
-		body, ctype, err = p.master(ctx, token, s)
+		body, ctype, err = p.master(ctx, token, s, q)
 	case resource == "getHLSMediaPlaylist.m3u8" && s.Kind == HLS:
 		body, ctype, err = p.media(ctx, token, s, q)
 	case resource == "getMP4InitFragment.mp4":
@@ -225,6 +229,11 @@ func (p *Server) fragment(ctx context.Context, s *Session, q map[string][]string
 	if err != nil {
 		return nil, nil, apierr.InvalidArg("FragmentNumber: %v", err)
 	}
+	return p.fragmentByNumber(ctx, s, n)
+}
+
+// fragmentByNumber is fragment for a parsed number.
+func (p *Server) fragmentByNumber(ctx context.Context, s *Session, n stream.FragmentNumber) (*stream.Fragment, []byte, error) {
 	for _, lf := range p.Archive.Live.Recent(s.StreamID) {
 		if lf.Fragment.Number == n && lf.Data != nil {
 			f := lf.Fragment
@@ -233,7 +242,7 @@ func (p *Server) fragment(ctx context.Context, s *Session, q map[string][]string
 	}
 	f, err := p.Archive.Index.Fragment(ctx, s.StreamID, n)
 	if errors.Is(err, archive.ErrNotFound) {
-		return nil, nil, apierr.NotFound("fragment %s is not in this stream", v)
+		return nil, nil, apierr.NotFound("fragment %s is not in this stream", n)
 	}
 	if err != nil {
 		return nil, nil, apierr.Internal(err)

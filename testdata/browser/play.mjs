@@ -21,7 +21,8 @@
 //
 //   {"ok", "currentTime", "startTime", "played", "duration", "durationInfinite",
 //    "videoWidth", "videoHeight", "decodedFrames", "droppedFrames",
-//    "timeToFirstFrameMs", "launchMs", "wallMs", "errors": [{source, message, fatal, t, startup}],
+//    "timeToFirstFrameMs", "launchMs", "wallMs", "behindMs", "partsLoaded",
+//    "errors": [{source, message, fatal, t, startup}],
 //    "events": [{t, type, ct, detail}], "harnessError"}
 //
 // ok is true when the target was reached within timeoutMs with no fatal player
@@ -32,6 +33,13 @@
 // loading, startup is true for player errors raised before the video
 // element's first playing event. Exit status: 0 ok, 1 playback failed, 2 the harness itself
 // could not run (harnessError says why).
+//
+// behindMs (hls.js only, null otherwise) is the median, over the polls
+// after the first second played, of how far the playhead's date
+// (hls.playingDate, from EXT-X-PROGRAM-DATE-TIME) is behind the wall clock:
+// for a live camera stamped with its capture time, how far behind the
+// camera the viewer is. partsLoaded counts LL-HLS partial segments hls.js
+// loaded.
 //
 // dash.js is pointed at the page server's /utc for the time when a live MPD
 // has no UTCTiming element (its default, time.akamai.com, is unreachable
@@ -186,6 +194,7 @@ function pageMain(cfg) {
     hls.on(Hls.Events.LEVEL_LOADED, (_e, d) => {
       if (!st.levelSeen) { st.levelSeen = true; ev('hls:levelLoaded', { live: d.details.live, fragments: d.details.fragments.length, targetduration: d.details.targetduration }); }
     });
+    hls.on(Hls.Events.FRAG_LOADED, (_e, d) => { if (d.part) st.partsLoaded = (st.partsLoaded || 0) + 1; });
     hls.on(Hls.Events.FRAG_BUFFERED, (_e, d) => {
       st.fragsBuffered = (st.fragsBuffered || 0) + 1;
       if (st.fragsBuffered === 1) ev('hls:firstFragBuffered', { sn: d.frag.sn, type: d.frag.type });
@@ -359,6 +368,7 @@ async function main() {
     await page.goto(origin + '/', { waitUntil: 'load', timeout: cfg.timeoutMs });
     let snap;
     let fatalAt = null;
+    const behind = [];
     for (;;) {
       snap = await page.evaluate(() => {
         const v = document.getElementById('v');
@@ -372,9 +382,11 @@ async function main() {
           videoHeight: v ? v.videoHeight : 0,
           decodedFrames: q ? q.totalVideoFrames : 0,
           droppedFrames: q ? q.droppedVideoFrames : 0,
+          behindMs: window.__player && window.__player.playingDate ? Date.now() - window.__player.playingDate.getTime() : null,
           st,
         };
       });
+      if (snap.behindMs !== null && snap.st.startTime !== null && snap.currentTime - snap.st.startTime > 1) behind.push(snap.behindMs);
       const start = snap.st.startTime ?? 0;
       snap.played = snap.currentTime - start;
       const progress = cfg.live ? (snap.st.startTime === null ? 0 : snap.played) : snap.currentTime;
@@ -405,6 +417,8 @@ async function main() {
       decodedFrames: snap.decodedFrames,
       droppedFrames: snap.droppedFrames,
       timeToFirstFrameMs: st.firstFrameMs,
+      behindMs: behind.length ? behind.sort((a, b) => a - b)[Math.floor(behind.length / 2)] : null,
+      partsLoaded: st.partsLoaded || 0,
       launchMs,
       wallMs: Date.now() - started,
       errors: [...st.errors, ...errors].sort((a, b) => a.t - b.t),
