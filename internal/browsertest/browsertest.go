@@ -143,8 +143,8 @@ type Result struct {
 	Behind time.Duration
 	// PartsLoaded counts the LL-HLS partial segments the player loaded.
 	PartsLoaded int
-	Errors       []Error
-	Events       []Event
+	Errors      []Error
+	Events      []Event
 	// JSON is the line play.mjs printed.
 	JSON string
 }

@@ -77,7 +77,7 @@ type session struct {
 	// fragment's sample table for clips.
 	playable []*fmp4.Track
 
-	open      *fragmentBuilder
+	open *fragmentBuilder
 	// announced is the last fragment whose blocks went to live readers
 	// before it was complete (Hub.PublishOpen).
 	announced stream.FragmentNumber

@@ -123,7 +123,7 @@ func (p *Server) partLength(t *fmp4.Track, frameTicks uint32) int {
 type liveEdge struct {
 	track     *fmp4.Track
 	target    time.Duration // PART-TARGET: the longest part listed
-	parts     [][]part // of the window's last len(parts) fragments
+	parts     [][]part      // of the window's last len(parts) fragments
 	open      *stream.Fragment
 	openParts []part
 }
