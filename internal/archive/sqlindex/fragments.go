@@ -83,10 +83,28 @@ func (x *Index) CommitFragments(ctx context.Context, segmentID, end int64, frags
 			return err
 		}
 		defer ins.Close()
+		var outbox *sql.Stmt // prepared only for a batch with a triggered fragment
+		defer func() {
+			if outbox != nil {
+				outbox.Close()
+			}
+		}()
+		now := time.Now().UnixMilli()
 		for _, f := range frags {
+			tags := encodeTags(f.Tags)
 			if _, err := ins.ExecContext(ctx, int64(f.Number), f.StreamID, f.ProducerMs, f.ServerMs, f.DurationMs,
-				f.HeaderID, segmentID, f.Location.Offset, f.SizeBytes, encodeTags(f.Tags)); err != nil {
+				f.HeaderID, segmentID, f.Location.Offset, f.SizeBytes, tags); err != nil {
 				return err
+			}
+			for _, kind := range archive.Triggers(f.Tags) {
+				if outbox == nil {
+					if outbox, err = tx.PrepareContext(ctx, insertOutbox); err != nil {
+						return err
+					}
+				}
+				if _, err := outbox.ExecContext(ctx, string(kind), f.StreamID, int64(f.Number), f.ProducerMs, f.ServerMs, tags, now, now); err != nil {
+					return err
+				}
 			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE segments SET committed_bytes = ?, live_fragments = live_fragments + ? WHERE id = ?`,
@@ -255,8 +273,10 @@ func (x *Index) PurgeStream(ctx context.Context, id int64) error {
 		if n > 0 {
 			return errors.New("stream still has fragments")
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM headers WHERE stream_id = ?`, id); err != nil {
-			return err
+		for _, table := range []string{"headers", "outbox", "notification_configs"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE stream_id = ?`, id); err != nil {
+				return err
+			}
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM streams WHERE id = ? AND deleted = 1`, id)
 		return err
