@@ -16,7 +16,7 @@ type Janitor struct {
 	// listed as events; default 7 days.
 	OutboxKeep time.Duration
 	Now        func() time.Time
-	kick     chan struct{}
+	kick       chan struct{}
 }
 
 // NewJanitor returns a janitor for a.
