@@ -67,7 +67,7 @@ func ParseTarget(uri string) (Destination, error) {
 		if d.Topic == "" {
 			return Destination{}, fmt.Errorf("Uri %q names no MQTT topic: write mqtt://host[:port]/topic", uri)
 		}
-		if strings.ContainsAny(d.Topic, "+#\x00") {
+		if strings.ContainsAny(d.Topic, "+\x00") || strings.Contains(uri, "#") {
 			return Destination{}, fmt.Errorf("MQTT topic %q has a wildcard (+ or #) or NUL, which a publication cannot", d.Topic)
 		}
 		if u.RawQuery != "" || u.Fragment != "" {

@@ -50,7 +50,6 @@ type result struct {
 	skip     string // non-empty: nothing to deliver, and why
 	dest     string
 	attempt  int64 // epoch ms the attempt started
-	finished time.Time
 }
 
 // Stats counts what the notifier did since it started.
@@ -254,7 +253,6 @@ func (n *Notifier) park(l *lane) {
 // attempt makes one delivery attempt of e.
 func (n *Notifier) attempt(ctx context.Context, l *lane, e archive.OutboxEntry) result {
 	r := result{l: l, attempt: n.now().UnixMilli()}
-	defer func() { r.finished = n.now() }()
 	st, err := n.idx.StreamByID(ctx, e.StreamID)
 	if errors.Is(err, archive.ErrNotFound) {
 		r.skip = "the stream was deleted"
@@ -295,7 +293,7 @@ func (n *Notifier) finish(r result) {
 	l.busy = false
 	n.inflight--
 	e := &l.queue[0]
-	doneMs := r.finished.UnixMilli()
+	doneMs := n.now().UnixMilli()
 	u := archive.OutboxUpdate{ID: e.ID, Attempts: e.Attempts + 1, LastAttemptMs: r.attempt, Destination: r.dest, LastError: e.LastError}
 	pop := true
 	n.statsMu.Lock()
