@@ -343,8 +343,8 @@ func checkMessages(t *testing.T, got []received, arn string, frags []taggedFragm
 // listEventsAPI calls ListEvents and returns the events.
 type apiEvent struct {
 	EventId, Kind, StreamName, FragmentNumber, MessageId, Status, LastError, Destination string
-	Attempts                                                                          int
-	Tags                                                                              map[string]string
+	Attempts                                                                             int
+	Tags                                                                                 map[string]string
 }
 
 func listEventsAPI(t *testing.T, baseURL string, in map[string]any) []apiEvent {

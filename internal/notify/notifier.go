@@ -45,11 +45,11 @@ type lane struct {
 }
 
 type result struct {
-	l        *lane
-	err      error
-	skip     string // non-empty: nothing to deliver, and why
-	dest     string
-	attempt  int64 // epoch ms the attempt started
+	l       *lane
+	err     error
+	skip    string // non-empty: nothing to deliver, and why
+	dest    string
+	attempt int64 // epoch ms the attempt started
 }
 
 // Stats counts what the notifier did since it started.
