@@ -42,8 +42,9 @@ type IngestConfig struct {
 	// NotifyEvery > 0 tags every NotifyEvery-th fragment for notification
 	// (the producer SDK's event tag, with a custom "seq" tag).
 	NotifyEvery int
-	// OnPersisted, when set, is called with each PERSISTED ack as it is read.
-	OnPersisted func(stream, fragmentNumber string, at time.Time)
+	// OnPersisted, when set, is called with each PERSISTED ack as it is
+	// read: when the fragment was complete on the wire, and now.
+	OnPersisted func(stream, fragmentNumber string, sent, at time.Time)
 }
 
 // IngestResult is what one run measured.
@@ -183,7 +184,7 @@ func (c *camera) run(ctx context.Context, stopAt time.Time) error {
 				continue
 			}
 			if a.EventType == "PERSISTED" && c.cfg.OnPersisted != nil {
-				c.cfg.OnPersisted(c.name, a.FragmentNumber, time.Now())
+				c.cfg.OnPersisted(c.name, a.FragmentNumber, t0, time.Now())
 			}
 			lat := time.Since(t0)
 			c.mu.Lock()

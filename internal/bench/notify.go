@@ -24,6 +24,7 @@ import (
 type Arrivals struct {
 	mu         sync.Mutex
 	persisted  map[string]time.Time // fragment number -> PERSISTED ack read
+	sent       map[string]time.Time // fragment number -> fragment complete on the wire
 	arrived    map[string]time.Time // fragment number -> first message
 	duplicates int64
 	first      time.Time
@@ -32,13 +33,14 @@ type Arrivals struct {
 
 // NewArrivals returns an empty record.
 func NewArrivals() *Arrivals {
-	return &Arrivals{persisted: map[string]time.Time{}, arrived: map[string]time.Time{}}
+	return &Arrivals{persisted: map[string]time.Time{}, sent: map[string]time.Time{}, arrived: map[string]time.Time{}}
 }
 
 // Persisted is IngestConfig.OnPersisted.
-func (a *Arrivals) Persisted(_ string, number string, at time.Time) {
+func (a *Arrivals) Persisted(_ string, number string, sent, at time.Time) {
 	a.mu.Lock()
 	a.persisted[number] = at
+	a.sent[number] = sent
 	a.mu.Unlock()
 }
 
@@ -115,6 +117,9 @@ type NotifyResult struct {
 	P50, P99   time.Duration
 	Max        time.Duration
 	Early      int // messages that arrived before the producer read the PERSISTED ack
+	// From the fragment complete on the wire to its message: ingest,
+	// persist and delivery together.
+	SentP50, SentP99 time.Duration
 }
 
 // Wait waits (up to timeout) for a message for every PERSISTED fragment
@@ -129,13 +134,14 @@ func (a *Arrivals) Wait(timeout time.Duration) NotifyResult {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := NotifyResult{Tagged: len(a.persisted), Duplicates: a.duplicates}
-	var lat []time.Duration
+	var lat, fromSent []time.Duration
 	for n, p := range a.persisted {
 		at, ok := a.arrived[n]
 		if !ok {
 			continue
 		}
 		r.Delivered++
+		fromSent = append(fromSent, at.Sub(a.sent[n]))
 		d := at.Sub(p)
 		if d < 0 {
 			// The message and the ack leave the server at the same moment;
@@ -146,6 +152,7 @@ func (a *Arrivals) Wait(timeout time.Duration) NotifyResult {
 		lat = append(lat, d)
 	}
 	r.P50, r.P99, r.Max = percentiles(lat)
+	r.SentP50, r.SentP99, _ = percentiles(fromSent)
 	if span := a.last.Sub(a.first).Seconds(); span > 0 {
 		r.Throughput = float64(len(a.arrived)) / span
 	}
@@ -159,5 +166,6 @@ func (r NotifyResult) Report(dest string) string {
 	fmt.Fprintf(&b, "throughput %.0f messages/s\n", r.Throughput)
 	fmt.Fprintf(&b, "PERSISTED ack -> message received: p50 %v, p99 %v, max %v (%d arrived before the ack)\n",
 		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Early)
+	fmt.Fprintf(&b, "fragment complete on the wire -> message received: p50 %v, p99 %v\n", r.SentP50.Round(time.Microsecond), r.SentP99.Round(time.Microsecond))
 	return b.String()
 }
