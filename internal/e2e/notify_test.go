@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/stream"
 )
 
@@ -574,5 +575,46 @@ func TestNotifyBadInput(t *testing.T) {
 	}
 	if st, b := signedJSON(t, s, "redriveEvents", `{"EventIds":["x"]}`); st != 400 {
 		t.Errorf("redriveEvents with a bad id: %d %s", st, b)
+	}
+}
+
+// The KVS producer SDK's own traffic (its audio/video sample, which sends a
+// NOTIFICATION + IMAGE_GENERATION event): one webhook message for the
+// fragment the event tags travel with, and one image-generation trigger.
+func TestNotifyReplayProducerSDKEvents(t *testing.T) {
+	dir := fixtureDir(t, "av-events-httpdata")
+	reqs := loadRequests(t, dir)
+	at, _ := time.Parse(time.RFC3339Nano, reqs[0].Time)
+	s := replayServer(t, at, withNotify(notifyCfg(10, 50*time.Millisecond, time.Second)))
+	addr := strings.TrimPrefix(s.URL, "http://")
+	st := &stream.Stream{Account: "000000000000", Region: "us-west-2", Name: "av-stream", Version: "v1", Status: stream.StatusActive,
+		Created: at, RetentionHours: 2, StorageTier: "HOT"}
+	if err := s.Archive.Index.CreateStream(ctxT(t), st, nil); err != nil {
+		t.Fatal(err)
+	}
+	hook := newHookReceiver(t)
+	// Requests here must be signed at the recorded time; set the
+	// configuration in the index, as the API handler would.
+	if err := s.Archive.Index.SetNotificationConfig(ctxT(t), st.ID, &archive.NotificationConfig{Status: "ENABLED", URI: hook.url("/sdk")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reqs[:2] {
+		sendRecorded(t, addr, r, []byte(r.Body), false)
+	}
+	body, _ := os.ReadFile(filepath.Join(dir, "putmedia-body.mkv"))
+	acks := checkAckChunks(t, sendRecorded(t, addr, reqs[2], body, true).chunks)
+	got := waitFor(t, "webhook", 1, 10*time.Second, hook.delivered)
+	time.Sleep(300 * time.Millisecond)
+	if len(hook.delivered()) != 1 {
+		t.Fatalf("%d messages, want 1 (one event in the recording)", len(hook.delivered()))
+	}
+	m := got[0].msg
+	if m.StreamArn != st.ARN() || m.FragmentStartProducerTimestamp != 1795237344494 || m.FragmentNumber != acks[0].FragmentNumber ||
+		m.NotificationType != "PERSISTED" || len(m.NotificationPayload) != 0 || len(got[0].fields) != 6 {
+		t.Fatalf("message %+v (first fragment %s)", m, acks[0].FragmentNumber)
+	}
+	imgs, err := s.Archive.Index.PendingOutbox(ctxT(t), archive.TriggerImageGeneration, 0, 10)
+	if err != nil || len(imgs) != 1 || imgs[0].Fragment.String() != m.FragmentNumber {
+		t.Fatalf("image-generation triggers %+v %v", imgs, err)
 	}
 }
