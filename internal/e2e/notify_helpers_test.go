@@ -495,6 +495,12 @@ func startBroker(t *testing.T, name, addr string, args ...string) *broker {
 	b := &broker{t: t, addr: addr, args: append([]string{name}, args...), log: filepath.Join(t.TempDir(), name+".log")}
 	b.start()
 	t.Cleanup(b.stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := os.ReadFile(b.log)
+			t.Logf("%s log:\n%s", name, out)
+		}
+	})
 	return b
 }
 

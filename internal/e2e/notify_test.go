@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,7 +88,7 @@ func TestNotifyWebhook(t *testing.T) {
 
 	// The events timeline: four delivered notifications with their message
 	// ids, and the image-generation row, pending for its future consumer.
-	evs := listEventsAPI(t, s.URL, map[string]any{"StreamName": "cam-hook"})
+	evs := waitEvents(t, s.URL, map[string]any{"StreamName": "cam-hook"}, 5*time.Second, func(evs []apiEvent) bool { return countStatus(evs, "DELIVERED") == 4 })
 	ids := map[string]bool{}
 	for _, r := range got {
 		ids[r.id] = true
@@ -155,8 +156,9 @@ func TestNotifyMQTTWithKinemaPut(t *testing.T) {
 	if got[0].msg.FragmentNumber >= got[1].msg.FragmentNumber {
 		t.Fatal("MQTT messages out of order")
 	}
-	evs := listEventsAPI(t, s.URL, map[string]any{"StreamName": "cam-mqtt", "Kind": "NOTIFICATION"})
-	if len(evs) != 2 || evs[0].Destination != topicARN || countStatus(evs, "DELIVERED") != 2 {
+	evs := waitEvents(t, s.URL, map[string]any{"StreamName": "cam-mqtt", "Kind": "NOTIFICATION"}, 5*time.Second,
+		func(evs []apiEvent) bool { return countStatus(evs, "DELIVERED") == 2 })
+	if len(evs) != 2 || evs[0].Destination != topicARN {
 		t.Fatalf("events %+v", evs)
 	}
 }
@@ -325,6 +327,8 @@ func TestNotifyDeadLetterAndRedrive(t *testing.T) {
 			t.Fatalf("message id %s was seen %d times; want the same id on 3 failed attempts and the redriven one", r.id, failedIDs[r.id])
 		}
 	}
+	// Outcomes are recorded in batches, just after the receiver answers.
+	waitEvents(t, s.URL, map[string]any{"StreamName": "cam-dead"}, 5*time.Second, func(evs []apiEvent) bool { return countStatus(evs, "DELIVERED") == 2 })
 	if out := cli("list", "--stream", "cam-dead"); strings.Count(out, "DELIVERED") != 2 {
 		t.Fatalf("kinema events list after redrive:\n%s", out)
 	}
@@ -372,7 +376,14 @@ func TestNotifyMQTTBrokerRestart(t *testing.T) {
 	_, port, _ := strings.Cut(addr, ":")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location "+dir+"/\n"), 0o600)
+	// Run as this user (mosquitto started as root would switch to its own
+	// user, who cannot write the persistence file in the test's directory).
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location "+dir+
+		"/\nuser "+me.Username+"\nlog_type all\n"), 0o600)
 	b := startBroker(t, "mosquitto", addr, "-c", conf)
 
 	s := startServer(t, withNotify(notifyCfg(100, 50*time.Millisecond, 300*time.Millisecond)))

@@ -178,6 +178,9 @@ func (c *mqttConn) get(ctx context.Context, d Destination) (*paho.Client, error)
 	return cl, nil
 }
 
+// mqttNoMatchingSubscribers is the MQTT 5 PUBACK reason code 0x10.
+const mqttNoMatchingSubscribers = 0x10
+
 // sendMQTT publishes with QoS 1 and returns once the broker's PUBACK is in.
 func (s *senders) sendMQTT(ctx context.Context, d Destination, e envelope) error {
 	mc := s.mqttFor(d)
@@ -187,7 +190,13 @@ func (s *senders) sendMQTT(ctx context.Context, d Destination, e envelope) error
 	}
 	props := &paho.PublishProperties{ContentType: "application/json"}
 	props.User.Add("message-id", e.id)
-	_, err = cl.Publish(ctx, &paho.Publish{QoS: 1, Topic: d.Topic, Payload: e.body, Properties: props})
+	resp, err := cl.Publish(ctx, &paho.Publish{QoS: 1, Topic: d.Topic, Payload: e.body, Properties: props})
+	if err == nil && resp != nil && resp.ReasonCode == mqttNoMatchingSubscribers {
+		// Accepted and dropped: nobody, not even an offline persistent
+		// session, would get it. Retrying lets subscribers that lost their
+		// subscription (a broker restarted without persistence) come back.
+		return fmt.Errorf("MQTT broker %s has no subscriber for %s", d.Addr, d.Topic)
+	}
 	if err != nil {
 		// The session may be broken in a way paho has not noticed yet
 		// (a timed-out PUBACK): start over with a fresh connection.
