@@ -5,7 +5,8 @@
 # curl and the AWS CLI (independent test clients), gcc (only for the race
 # detector in tests; the kinema binary itself builds with CGO_ENABLED=0),
 # and for the browser playback tests (internal/browsertest) Chromium,
-# Node.js >= 20 and the npm packages pinned in testdata/browser. Idempotent;
+# Node.js >= 20 and the npm packages pinned in testdata/browser; Mosquitto
+# and nats-server for the notification tests, started when not running. Idempotent;
 # needs root (or sudo) only when something is missing.
 set -euo pipefail
 
@@ -16,8 +17,8 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 missing=()
 for tool in ffmpeg:ffmpeg ffprobe:ffmpeg mkvinfo:mkvtoolnix curl:curl unzip:unzip gcc:gcc git:git chattr:e2fsprogs \
-	chromium:chromium node:nodejs npm:npm; do
-	command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+	chromium:chromium node:nodejs npm:npm mosquitto:mosquitto nats-server:nats-server; do
+	command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool#*:}")
 done
 command -v aws >/dev/null 2>&1 || missing+=(awscli)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -70,4 +71,28 @@ if ! go_ok; then
 	export PATH=/usr/local/go/bin:$PATH
 	go_ok || { echo "setup: Go install failed" >&2; exit 1; }
 fi
+# The notification tests deliver to the machine's MQTT broker (Mosquitto,
+# 127.0.0.1:1883) and NATS server (with JetStream, 127.0.0.1:4222); start
+# whichever is not answering. Tests that restart a broker run their own.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+	for _ in $(seq 1 50); do port_open "$1" && return 0; sleep 0.2; done
+	echo "setup: nothing answers on 127.0.0.1:$1 after starting $2" >&2
+	return 1
+}
+PATH=$PATH:/usr/sbin
+if ! port_open 1883; then
+	echo "setup: starting mosquitto" >&2
+	$SUDO mkdir -p /run/mosquitto /var/log/mosquitto /var/lib/mosquitto
+	$SUDO chown mosquitto /run/mosquitto /var/log/mosquitto /var/lib/mosquitto 2>/dev/null || true
+	if [ -f /etc/mosquitto/mosquitto.conf ]; then $SUDO mosquitto -d -c /etc/mosquitto/mosquitto.conf; else $SUDO mosquitto -d; fi
+	wait_port 1883 mosquitto
+fi
+if ! port_open 4222; then
+	echo "setup: starting nats-server with JetStream" >&2
+	$SUDO mkdir -p /var/lib/nats-server
+	$SUDO setsid nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log </dev/null >/dev/null 2>&1 &
+	wait_port 4222 nats-server
+fi
+
 echo "setup: $(go version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3), $(aws --version 2>&1 | cut -d' ' -f1), node $(node --version)" >&2

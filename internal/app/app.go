@@ -1,6 +1,6 @@
 // Package app wires Kinema together and owns the start and stop order:
-// index, media store and archive recovery first, then the janitor, then the
-// HTTP listener; on stop, the reverse. It is the one package that imports
+// index, media store and archive recovery first, then the janitor and the
+// notifier, then the HTTP listener; on stop, the reverse. It is the one package that imports
 // every other.
 package app
 
@@ -24,6 +24,7 @@ import (
 	"github.com/kinema/kinema/internal/clipmeta"
 	"github.com/kinema/kinema/internal/ingest"
 	"github.com/kinema/kinema/internal/kvsapi"
+	"github.com/kinema/kinema/internal/notify"
 	"github.com/kinema/kinema/internal/playback"
 	"github.com/kinema/kinema/internal/sigv4"
 	"github.com/kinema/kinema/internal/tlsutil"
@@ -48,6 +49,9 @@ type Config struct {
 	SegmentBytes    int64
 	Limits          *ingest.Limits
 	GetMediaIdle    time.Duration
+	// Notify configures notification delivery (topic mappings, webhook
+	// secrets, retries); nil means the defaults.
+	Notify *notify.Config
 
 	Logger *slog.Logger
 	Stdout io.Writer // where first-start messages go
@@ -62,6 +66,7 @@ type App struct {
 	CAPath      string // CA file clients should trust, with self-signed TLS
 	Credentials Credentials
 	Archive     *archive.Archive
+	Notifier    *notify.Notifier
 
 	log      *slog.Logger
 	srv      *http.Server
@@ -114,9 +119,21 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	janitor := archive.NewJanitor(a.Archive, cfg.JanitorInterval)
-	a.wg.Add(2)
+	var ncfg notify.Config
+	if cfg.Notify != nil {
+		ncfg = *cfg.Notify
+	}
+	if err := ncfg.Validate(); err != nil {
+		return nil, fmt.Errorf("notification configuration: %w", err)
+	}
+	if err := ncfg.LoadKey(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	a.Notifier = notify.New(ncfg, notify.Options{Index: a.index, Wake: a.Archive.WatchTriggers(), Logger: cfg.Logger})
+	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.Archive.Run(runCtx) }()
 	go func() { defer a.wg.Done(); janitor.Run(runCtx) }()
+	go func() { defer a.wg.Done(); a.Notifier.Run(runCtx) }()
 
 	ing := ingest.NewService(a.Archive, cfg.Logger)
 	if cfg.Limits != nil {
@@ -161,7 +178,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	api := kvsapi.New(kvsapi.Config{
-		Archive: a.Archive, Ingest: ing, Janitor: janitor,
+		Archive: a.Archive, Ingest: ing, Janitor: janitor, Notify: a.Notifier,
 		Playback:     &playback.Server{Archive: a.Archive, Keys: keys, Log: cfg.Logger},
 		Verifier:     &sigv4.Verifier{Service: "kinesisvideo", Region: cfg.Region, Credentials: creds, Now: cfg.SignatureClock},
 		Account:      cfg.Account,

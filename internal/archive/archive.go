@@ -120,7 +120,9 @@ type Index interface {
 	NewSegment(ctx context.Context) (int64, error)
 	Segments(ctx context.Context) ([]SegmentInfo, error)
 	// CommitFragments records fragments stored in segment segmentID and moves the
-	// segment's committed end to end, atomically.
+	// segment's committed end to end, atomically. In the same transaction it
+	// writes one pending outbox row per trigger of each fragment (Triggers),
+	// due at once; fragments without triggers write nothing more.
 	CommitFragments(ctx context.Context, segmentID, end int64, frags []stream.Fragment) error
 	// ReserveFragmentNumbers durably reserves n fresh fragment numbers and
 	// returns the first; numbers are never handed out twice, even across crashes.
@@ -152,6 +154,32 @@ type Index interface {
 	ReclaimsDone(ctx context.Context, ids []int64) error
 	// DropSegment forgets a segment without live fragments.
 	DropSegment(ctx context.Context, id int64) error
+
+	// The outbox (outbox.go). CommitFragments writes the rows.
+
+	// PendingOutbox returns pending entries of the kind with ids above
+	// afterID, by id: what a consumer has not seen yet.
+	PendingOutbox(ctx context.Context, kind TriggerKind, afterID int64, limit int) ([]OutboxEntry, error)
+	// UpdateOutbox records attempt outcomes, all in one transaction.
+	UpdateOutbox(ctx context.Context, updates []OutboxUpdate) error
+	// OutboxEntries runs an events query.
+	OutboxEntries(ctx context.Context, q OutboxQuery) ([]OutboxEntry, error)
+	// OutboxEntry returns one entry.
+	OutboxEntry(ctx context.Context, id int64) (*OutboxEntry, error)
+	// RedriveOutbox makes DEAD entries of the kind pending again with no
+	// attempts, due at nowMs, and returns them: those with the given ids,
+	// or when ids is empty every dead one of the stream (every stream when
+	// streamID is 0).
+	RedriveOutbox(ctx context.Context, kind TriggerKind, streamID int64, ids []int64, nowMs int64) ([]OutboxEntry, error)
+	// PruneOutbox deletes up to limit DELIVERED and SKIPPED entries that
+	// finished before doneBeforeMs; pending and dead ones are kept.
+	PruneOutbox(ctx context.Context, doneBeforeMs int64, limit int) (int, error)
+
+	// NotificationConfig returns the stream's notification configuration,
+	// ErrNotFound when it has none.
+	NotificationConfig(ctx context.Context, streamID int64) (*NotificationConfig, error)
+	// SetNotificationConfig stores the configuration; nil deletes it.
+	SetNotificationConfig(ctx context.Context, streamID int64, c *NotificationConfig) error
 
 	Close() error
 }

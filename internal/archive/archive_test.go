@@ -244,3 +244,41 @@ func TestRetentionAndDeletionReclaimSpace(t *testing.T) {
 	}
 	t.Logf("janitor freed %.1f MB of %.1f MB", float64(freed)/1e6, float64(before)/1e6)
 }
+
+// WatchTriggers fires after a commit that wrote outbox rows, and only
+// then: untagged and plain-tagged fragments neither write a row nor wake
+// the consumers.
+func TestWatchTriggers(t *testing.T) {
+	r := open(t, t.TempDir(), 1<<20)
+	s := r.stream(t, "cam", 1)
+	w1, w2 := r.a.WatchTriggers(), r.a.WatchTriggers()
+	ctx := context.Background()
+	persist := func(tags ...stream.Tag) {
+		n, _ := r.a.NextFragmentNumber(ctx)
+		f := &stream.Fragment{Number: n, StreamID: s.ID, ProducerMs: 1, ServerMs: 1, Tags: tags}
+		if err := r.a.Persist(ctx, f, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	persist()
+	persist(stream.Tag{Name: "plain", Value: "1"})
+	select {
+	case <-w1:
+		t.Fatal("woken by fragments without triggers")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if es, _ := r.idx.PendingOutbox(ctx, archive.TriggerNotification, 0, 10); len(es) != 0 {
+		t.Fatalf("untagged fragments wrote outbox rows: %+v", es)
+	}
+	persist(stream.Tag{Name: stream.TagNotification})
+	for _, w := range []<-chan struct{}{w1, w2} {
+		select {
+		case <-w:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a watcher was not woken by a triggered commit")
+		}
+	}
+	if es, _ := r.idx.PendingOutbox(ctx, archive.TriggerNotification, 0, 10); len(es) != 1 {
+		t.Fatalf("outbox rows %+v", es)
+	}
+}

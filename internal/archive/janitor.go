@@ -12,8 +12,11 @@ import (
 type Janitor struct {
 	Archive  *Archive
 	Interval time.Duration // between passes; default 30 s
-	Now      func() time.Time
-	kick     chan struct{}
+	// OutboxKeep is how long finished (DELIVERED, SKIPPED) outbox rows stay
+	// listed as events; default 7 days.
+	OutboxKeep time.Duration
+	Now        func() time.Time
+	kick       chan struct{}
 }
 
 // NewJanitor returns a janitor for a.
@@ -21,7 +24,7 @@ func NewJanitor(a *Archive, interval time.Duration) *Janitor {
 	if interval <= 0 {
 		interval = 30 * time.Second
 	}
-	return &Janitor{Archive: a, Interval: interval, Now: time.Now, kick: make(chan struct{}, 1)}
+	return &Janitor{Archive: a, Interval: interval, OutboxKeep: 7 * 24 * time.Hour, Now: time.Now, kick: make(chan struct{}, 1)}
 }
 
 // Kick asks for a pass now (after a stream is deleted or its retention cut).
@@ -78,6 +81,15 @@ func (j *Janitor) Pass(ctx context.Context) error {
 		}
 		if err := idx.PurgeStream(ctx, id); err != nil {
 			return err
+		}
+	}
+	for {
+		n, err := idx.PruneOutbox(ctx, now-j.OutboxKeep.Milliseconds(), expireBatch)
+		if err != nil {
+			return err
+		}
+		if n < expireBatch {
+			break
 		}
 	}
 	return j.reclaim(ctx)

@@ -38,6 +38,9 @@ type Archive struct {
 	inflight map[int64]int // segments with appended, uncommitted batches
 	nextNum  stream.FragmentNumber
 	numLimit stream.FragmentNumber // first number not yet reserved
+
+	watchMu  sync.Mutex
+	watchers []chan struct{} // told when a commit wrote outbox rows
 }
 
 type persistReq struct {
@@ -282,11 +285,16 @@ func (a *Archive) commitLoop(ctx context.Context) {
 			}
 			a.mu.Unlock()
 		}
+		triggered := false
 		for _, r := range b.reqs {
 			if err == nil {
 				a.Live.Persisted(r.frag.StreamID, r.frag.Number)
+				triggered = triggered || len(r.frag.Tags) > 0 && Triggers(r.frag.Tags) != nil
 			}
 			r.done <- err
+		}
+		if triggered {
+			a.wakeWatchers()
 		}
 	}
 }
@@ -323,4 +331,26 @@ func (a *Archive) Newest(ctx context.Context, streamID int64) (*stream.Fragment,
 // Read returns a fragment's stored Cluster bytes.
 func (a *Archive) Read(ctx context.Context, f *stream.Fragment) ([]byte, error) {
 	return a.Media.ReadAt(ctx, f.Location)
+}
+
+// WatchTriggers returns a channel that receives (coalesced) whenever a
+// commit has written outbox rows: the outbox's consumers read their new
+// rows then instead of polling the index.
+func (a *Archive) WatchTriggers() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	a.watchMu.Lock()
+	a.watchers = append(a.watchers, c)
+	a.watchMu.Unlock()
+	return c
+}
+
+func (a *Archive) wakeWatchers() {
+	a.watchMu.Lock()
+	defer a.watchMu.Unlock()
+	for _, c := range a.watchers {
+		select {
+		case c <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
 }

@@ -39,6 +39,12 @@ type IngestConfig struct {
 	Ramp          time.Duration // cameras connect spread over this long
 	StreamPrefix  string
 	RetentionHour int
+	// NotifyEvery > 0 tags every NotifyEvery-th fragment for notification
+	// (the producer SDK's event tag, with a custom "seq" tag).
+	NotifyEvery int
+	// OnPersisted, when set, is called with each PERSISTED ack as it is
+	// read: when the fragment was complete on the wire, and now.
+	OnPersisted func(stream, fragmentNumber string, sent, at time.Time)
 }
 
 // IngestResult is what one run measured.
@@ -159,6 +165,7 @@ func (c *camera) run(ctx context.Context, stopAt time.Time) error {
 		var a struct {
 			EventType        string
 			FragmentTimecode uint64
+			FragmentNumber   string
 			ErrorId          int
 		}
 		if json.Unmarshal(sc.Bytes(), &a) != nil {
@@ -175,6 +182,9 @@ func (c *camera) run(ctx context.Context, stopAt time.Time) error {
 			c.sentMu.Unlock()
 			if !ok {
 				continue
+			}
+			if a.EventType == "PERSISTED" && c.cfg.OnPersisted != nil {
+				c.cfg.OnPersisted(c.name, a.FragmentNumber, t0, time.Now())
 			}
 			lat := time.Since(t0)
 			c.mu.Lock()
@@ -244,6 +254,9 @@ func (c *camera) write(ctx context.Context, w *io.PipeWriter, stopAt time.Time) 
 			buf = mkv.AppendSimpleBlock(buf, 1, int16(i*int(frameEvery/time.Millisecond)), i == 0, payload[:n])
 			size += int64(n)
 			if i == perFragment-1 {
+				if c.cfg.NotifyEvery > 0 && frag%c.cfg.NotifyEvery == 0 {
+					buf = mkv.AppendTags(buf, []mkv.SimpleTag{{Name: "AWS_KINESISVIDEO_NOTIFICATION"}, {Name: "seq", Value: fmt.Sprint(frag)}})
+				}
 				buf = mkv.AppendTags(buf, []mkv.SimpleTag{{Name: "AWS_KINESISVIDEO_END_OF_FRAGMENT"}})
 			}
 			if _, err := w.Write(buf); err != nil {

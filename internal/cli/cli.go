@@ -15,7 +15,10 @@ Usage:
   kinema serve [flags]            run the server (see kinema serve -h)
   kinema put [flags] --stream NAME FILE
                                   stream a video file through PutMedia
+  kinema events list|dead-letters|redrive|secret [flags]
+                                  events of tagged fragments, dead letters, webhook secrets
   kinema bench ingest [flags]     measure ingest with many paced cameras
+  kinema bench notify [flags]     measure notification delivery with many tagging cameras
   kinema version
 `
 
@@ -33,6 +36,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "put":
 		return runPut(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "events":
+		return runEvents(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":

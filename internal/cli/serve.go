@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kinema/kinema/internal/app"
+	"github.com/kinema/kinema/internal/notify"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string) int {
@@ -27,6 +28,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "key of --tls-cert (PEM)")
 	fs.BoolVar(&cfg.HTTP2, "http2", false, "offer HTTP/2 over TLS (off by default: camera SDKs sign headers HTTP/2 drops)")
 	fs.DurationVar(&cfg.JanitorInterval, "retention-interval", 30*time.Second, "how often expired fragments are deleted")
+	notifyConfig := fs.String("notify-config", "", "notification configuration `FILE` (JSON: SNS topic mappings, webhook secrets, retries; see docs/notifications.md)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -35,6 +37,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "kinema serve: --log-level: %v\n", err)
 		return 2
+	}
+	if *notifyConfig != "" {
+		nc, err := notify.LoadConfig(*notifyConfig)
+		if err != nil {
+			fmt.Fprintf(stderr, "kinema serve: --notify-config: %v\n", err)
+			return 2
+		}
+		cfg.Notify = &nc
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Stdout = stdout

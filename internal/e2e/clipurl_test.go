@@ -22,7 +22,20 @@ import (
 // signedJSON posts a SigV4-signed JSON call and returns status and body.
 func signedJSON(t *testing.T, s *server, op, body string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.URL+"/"+op, strings.NewReader(body))
+	return signedJSONTo(t, s.URL, op, body)
+}
+
+// signedJSONTo is signedJSON against any base URL.
+func signedJSONTo(t *testing.T, baseURL, op, body string) (int, []byte) {
+	t.Helper()
+	resp, b := signedCall(t, baseURL, op, body)
+	return resp.StatusCode, b
+}
+
+// signedCall is signedJSONTo returning the whole response (its body read).
+func signedCall(t *testing.T, baseURL, op, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, baseURL+"/"+op, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	sum := sha256.Sum256([]byte(body))
 	creds, _ := sdkConfig().Credentials.Retrieve(context.Background())
@@ -35,7 +48,7 @@ func signedJSON(t *testing.T, s *server, op, body string) (int, []byte) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return resp, b
 }
 
 func getRange(t *testing.T, url string, hdr map[string]string) (*http.Response, []byte) {

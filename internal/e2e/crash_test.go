@@ -64,10 +64,10 @@ type process struct {
 	log *os.File
 }
 
-func startProcess(t *testing.T, dataDir, addr string) *process {
+func startProcess(t *testing.T, dataDir, addr string, extra ...string) *process {
 	t.Helper()
 	logf, _ := os.CreateTemp(t.TempDir(), "serve-*.log")
-	cmd := exec.Command(kinemaBinary(t), "serve", "--data-dir", dataDir, "--listen", addr, "--log-level", "warn")
+	cmd := exec.Command(kinemaBinary(t), append([]string{"serve", "--data-dir", dataDir, "--listen", addr, "--log-level", "warn"}, extra...)...)
 	cmd.Env = append(os.Environ(), "KINEMA_ACCESS_KEY_ID="+testKey, "KINEMA_SECRET_ACCESS_KEY="+testSecret)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

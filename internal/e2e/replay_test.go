@@ -67,11 +67,11 @@ func loadRequests(t *testing.T, dir string) []recordedRequest {
 
 // replayServer runs Kinema with the fixture's key and a clock set to when
 // the traffic was recorded, so the SDK's own signatures verify unchanged.
-func replayServer(t *testing.T, at time.Time) *server {
-	return startServer(t, func(c *app.Config) {
+func replayServer(t *testing.T, at time.Time, mods ...func(*app.Config)) *server {
+	return startServer(t, append([]func(*app.Config){func(c *app.Config) {
 		c.AccessKeyID, c.SecretAccessKey = fixtureKey, fixtureSecret
 		c.SignatureClock = func() time.Time { return at }
-	})
+	}}, mods...)...)
 }
 
 // rawResponse is an HTTP/1.1 response read off the socket with its chunk

@@ -25,6 +25,11 @@ func routeTable() map[string]route {
 		{op: "TagResource", json: (*Server).tagResource},
 		{op: "UntagResource", json: (*Server).untagResource},
 		{op: "ListTagsForResource", json: (*Server).listTagsForResource},
+		{op: "UpdateNotificationConfiguration", json: (*Server).updateNotificationConfiguration},
+		{op: "DescribeNotificationConfiguration", json: (*Server).describeNotificationConfiguration},
+		// Kinema's extension: the events timeline and the dead-letter list.
+		{op: "ListEvents", json: (*Server).listEvents},
+		{op: "RedriveEvents", json: (*Server).redriveEvents},
 		// media
 		{op: "PutMedia", raw: (*Server).putMedia, streaming: true},
 		{op: "GetMedia", raw: (*Server).getMedia},

@@ -22,6 +22,7 @@ import (
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/clipmeta"
 	"github.com/kinema/kinema/internal/ingest"
+	"github.com/kinema/kinema/internal/notify"
 	"github.com/kinema/kinema/internal/playback"
 	"github.com/kinema/kinema/internal/sigv4"
 )
@@ -35,6 +36,9 @@ type Config struct {
 	// called after the signature check, with the body restored.
 	ClipMeta http.Handler
 	Janitor  *archive.Janitor
+	// Notify delivers notifications; the notification and events
+	// operations use its configuration and redrive through it.
+	Notify   *notify.Notifier
 	Verifier *sigv4.Verifier
 	Account  string // 12-digit account id in ARNs
 	// Region pins the region in ARNs and signatures; "" means the region a

@@ -28,6 +28,9 @@ func Run(t *testing.T, open func(t *testing.T) archive.Index) {
 		{"SampleTables", testSampleTables},
 		{"FragmentNumbers", testFragmentNumbers},
 		{"ExpiryAndReclaim", testExpiry},
+		{"Outbox", testOutbox},
+		{"OutboxRedriveAndPrune", testOutboxRedrive},
+		{"NotificationConfig", testNotificationConfig},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -304,5 +307,180 @@ func testSampleTables(t *testing.T, x archive.Index) {
 	}
 	if f, _ := x.Fragment(ctx, s.ID, first); f.SampleTable != nil {
 		t.Fatal("Fragment returned a sample table")
+	}
+}
+
+// commitTagged stores one fragment per tag set, server times 1000 ms apart
+// from startMs.
+func commitTagged(t *testing.T, x archive.Index, s *stream.Stream, seg int64, startMs int64, tagSets ...[]stream.Tag) []stream.Fragment {
+	t.Helper()
+	first, err := x.ReserveFragmentNumbers(ctx, int64(len(tagSets)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frags := make([]stream.Fragment, len(tagSets))
+	for i, tags := range tagSets {
+		frags[i] = stream.Fragment{Number: first + stream.FragmentNumber(i), StreamID: s.ID, ServerMs: startMs + int64(i)*1000,
+			ProducerMs: startMs + int64(i)*1000 - 7, DurationMs: 1000, SizeBytes: 10,
+			Location: stream.Location{SegmentID: seg, Offset: int64(i) * 10, Length: 10}, Tags: tags}
+	}
+	if err := x.CommitFragments(ctx, seg, int64(len(tagSets))*10, frags); err != nil {
+		t.Fatal(err)
+	}
+	return frags
+}
+
+var (
+	notifyTag = stream.Tag{Name: stream.TagNotification}
+	imageTag  = stream.Tag{Name: stream.TagImageGeneration}
+)
+
+// Trigger-tagged fragments get one outbox row per trigger, committed with
+// the fragment; untagged fragments and plain custom tags get none.
+func testOutbox(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	other := newStream(t, x, "other", 1)
+	seg, _ := x.NewSegment(ctx)
+	before := time.Now().UnixMilli()
+	fr := commitTagged(t, x, s, seg, 10_000,
+		nil,
+		[]stream.Tag{notifyTag, {Name: "motion", Value: "door"}},
+		[]stream.Tag{{Name: "plain", Value: "x"}},
+		[]stream.Tag{notifyTag, imageTag, {Name: "zone", Value: "2"}},
+		[]stream.Tag{imageTag},
+	)
+	commitTagged(t, x, other, seg, 10_500, []stream.Tag{notifyTag})
+	pend, err := x.PendingOutbox(ctx, archive.TriggerNotification, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pend) != 3 || pend[0].Fragment != fr[1].Number || pend[1].Fragment != fr[3].Number || pend[2].StreamID != other.ID {
+		t.Fatalf("pending notifications %+v", pend)
+	}
+	e := pend[0]
+	if e.Kind != archive.TriggerNotification || e.State != archive.OutboxPending || e.ServerMs != 10_000+1000 || e.ProducerMs != 10_993 ||
+		e.CreatedMs < before || e.NextMs != e.CreatedMs || e.Attempts != 0 || len(e.Tags) != 2 || e.Tags[1].Value != "door" {
+		t.Fatalf("entry %+v", e)
+	}
+	if !(pend[0].ID < pend[1].ID && pend[1].ID < pend[2].ID) {
+		t.Fatal("outbox ids do not grow in commit order")
+	}
+	imgs, _ := x.PendingOutbox(ctx, archive.TriggerImageGeneration, 0, 10)
+	if len(imgs) != 2 || imgs[0].Fragment != fr[3].Number || imgs[1].Fragment != fr[4].Number {
+		t.Fatalf("pending image generation %+v", imgs)
+	}
+	if after, _ := x.PendingOutbox(ctx, archive.TriggerNotification, pend[1].ID, 10); len(after) != 1 || after[0].ID != pend[2].ID {
+		t.Fatalf("after id: %+v", after)
+	}
+
+	// Outcomes: one delivered, one failing and due later.
+	err = x.UpdateOutbox(ctx, []archive.OutboxUpdate{
+		{ID: pend[0].ID, State: archive.OutboxDelivered, Attempts: 1, LastAttemptMs: 20_000, DoneMs: 20_000, Destination: "https://h/x"},
+		{ID: pend[1].ID, State: archive.OutboxPending, Attempts: 2, NextMs: 30_000, LastError: "HTTP 503", LastAttemptMs: 20_001, Destination: "https://h/x"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pend, _ = x.PendingOutbox(ctx, archive.TriggerNotification, 0, 10)
+	if len(pend) != 2 || pend[0].Attempts != 2 || pend[0].NextMs != 30_000 || pend[0].LastError != "HTTP 503" {
+		t.Fatalf("after updates: %+v", pend)
+	}
+	d, err := x.OutboxEntry(ctx, pend[0].ID-1)
+	if err != nil || d.State != archive.OutboxDelivered || d.DoneMs != 20_000 || d.Destination != "https://h/x" {
+		t.Fatalf("delivered entry %+v %v", d, err)
+	}
+	if _, err := x.OutboxEntry(ctx, 1<<40); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("unknown entry: %v", err)
+	}
+
+	// The events of a stream by server time, paged, with kind and state filters.
+	q := archive.OutboxQuery{StreamID: s.ID, StartMs: 0, EndMs: 1 << 50, Limit: 2}
+	p1, _ := x.OutboxEntries(ctx, q)
+	q.AfterMs, q.AfterID = p1[1].ServerMs, p1[1].ID
+	p2, _ := x.OutboxEntries(ctx, q)
+	if len(p1) != 2 || len(p2) != 2 || p1[0].Fragment != fr[1].Number || p2[1].Fragment != fr[4].Number {
+		t.Fatalf("stream events pages %+v / %+v", p1, p2)
+	}
+	if l, _ := x.OutboxEntries(ctx, archive.OutboxQuery{StreamID: s.ID, StartMs: 13_000, EndMs: 13_000, Limit: 10}); len(l) != 2 {
+		t.Fatalf("one fragment with two triggers: %d entries", len(l))
+	}
+	if l, _ := x.OutboxEntries(ctx, archive.OutboxQuery{StreamID: s.ID, Kind: archive.TriggerNotification, State: archive.OutboxDelivered,
+		StartMs: 0, EndMs: 1 << 50, Limit: 10}); len(l) != 1 || l[0].Fragment != fr[1].Number {
+		t.Fatalf("kind and state filter: %+v", l)
+	}
+	if l, _ := x.OutboxEntries(ctx, archive.OutboxQuery{Kind: archive.TriggerNotification, StartMs: 0, EndMs: 1 << 50, Limit: 10}); len(l) != 3 {
+		t.Fatalf("every stream: %d entries", len(l))
+	}
+}
+
+func testOutboxRedrive(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	other := newStream(t, x, "other", 1)
+	seg, _ := x.NewSegment(ctx)
+	commitTagged(t, x, s, seg, 1000, []stream.Tag{notifyTag}, []stream.Tag{notifyTag}, []stream.Tag{notifyTag})
+	commitTagged(t, x, other, seg, 1000, []stream.Tag{notifyTag})
+	pend, _ := x.PendingOutbox(ctx, archive.TriggerNotification, 0, 10)
+	var ups []archive.OutboxUpdate
+	for _, e := range pend {
+		ups = append(ups, archive.OutboxUpdate{ID: e.ID, State: archive.OutboxDead, Attempts: 5, LastError: "refused", DoneMs: 5000})
+	}
+	ups[2].State, ups[2].DoneMs = archive.OutboxDelivered, 100
+	x.UpdateOutbox(ctx, ups)
+	dead, _ := x.OutboxEntries(ctx, archive.OutboxQuery{State: archive.OutboxDead, StartMs: 0, EndMs: 1 << 50, Limit: 10})
+	if len(dead) != 3 {
+		t.Fatalf("dead letters %+v", dead)
+	}
+	// By id, then the rest of one stream; a delivered entry is never redriven.
+	r, err := x.RedriveOutbox(ctx, archive.TriggerNotification, 0, []int64{pend[0].ID, pend[2].ID}, 9000)
+	if err != nil || len(r) != 1 || r[0].ID != pend[0].ID || r[0].State != archive.OutboxPending || r[0].Attempts != 0 || r[0].NextMs != 9000 {
+		t.Fatalf("redrive by id: %+v %v", r, err)
+	}
+	if r, _ := x.RedriveOutbox(ctx, archive.TriggerImageGeneration, s.ID, nil, 9000); len(r) != 0 {
+		t.Fatalf("another kind's redrive took %+v", r)
+	}
+	if r, _ := x.RedriveOutbox(ctx, archive.TriggerNotification, s.ID, nil, 9000); len(r) != 1 || r[0].ID != pend[1].ID {
+		t.Fatalf("redrive of a stream: %+v", r)
+	}
+	if p, _ := x.PendingOutbox(ctx, archive.TriggerNotification, 0, 10); len(p) != 2 {
+		t.Fatalf("pending after redrive: %+v", p)
+	}
+	// Pruning takes finished rows only.
+	if n, err := x.PruneOutbox(ctx, 1000, 100); err != nil || n != 1 {
+		t.Fatalf("prune: %d %v", n, err)
+	}
+	if _, err := x.OutboxEntry(ctx, pend[2].ID); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatal("pruned row still there")
+	}
+	if n, _ := x.PruneOutbox(ctx, 1<<50, 100); n != 0 {
+		t.Fatalf("prune removed %d pending or dead rows", n)
+	}
+	// Purging a deleted stream removes its rows.
+	x.DeleteStream(ctx, other.ID)
+	x.ExpireFragments(ctx, other.ID, 1<<50, 100)
+	if err := x.PurgeStream(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.OutboxEntry(ctx, pend[3].ID); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatal("a purged stream's outbox row is still there")
+	}
+}
+
+func testNotificationConfig(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	if _, err := x.NotificationConfig(ctx, s.ID); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("no configuration: %v", err)
+	}
+	c := &archive.NotificationConfig{Status: "ENABLED", URI: "mqtt://127.0.0.1:1883/cams"}
+	if err := x.SetNotificationConfig(ctx, s.ID, c); err != nil {
+		t.Fatal(err)
+	}
+	c2 := &archive.NotificationConfig{Status: "DISABLED", URI: "https://h/x"}
+	x.SetNotificationConfig(ctx, s.ID, c2)
+	if got, err := x.NotificationConfig(ctx, s.ID); err != nil || *got != *c2 {
+		t.Fatalf("replaced configuration %+v %v", got, err)
+	}
+	x.SetNotificationConfig(ctx, s.ID, nil)
+	if _, err := x.NotificationConfig(ctx, s.ID); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("deleted configuration: %v", err)
 	}
 }

@@ -112,23 +112,41 @@ func (x *Index) CommitFragments(ctx context.Context, segmentID, end int64, frags
 			return err
 		}
 		defer ins.Close()
-		var insTable *sql.Stmt
+		// Prepared only for a batch that needs them.
+		var insTable, outbox *sql.Stmt
+		defer func() {
+			for _, st := range []*sql.Stmt{insTable, outbox} {
+				if st != nil {
+					st.Close()
+				}
+			}
+		}()
+		now := time.Now().UnixMilli()
 		for _, f := range frags {
+			tags := encodeTags(f.Tags)
 			if _, err := ins.ExecContext(ctx, int64(f.Number), f.StreamID, f.ProducerMs, f.ServerMs, f.DurationMs,
-				f.HeaderID, segmentID, f.Location.Offset, f.SizeBytes, encodeTags(f.Tags)); err != nil {
+				f.HeaderID, segmentID, f.Location.Offset, f.SizeBytes, tags); err != nil {
 				return err
 			}
-			if f.SampleTable == nil {
-				continue
-			}
-			if insTable == nil {
-				if insTable, err = tx.PrepareContext(ctx, `INSERT INTO sample_tables (id, data) VALUES (?, ?)`); err != nil {
+			if f.SampleTable != nil {
+				if insTable == nil {
+					if insTable, err = tx.PrepareContext(ctx, `INSERT INTO sample_tables (id, data) VALUES (?, ?)`); err != nil {
+						return err
+					}
+				}
+				if _, err := insTable.ExecContext(ctx, int64(f.Number), f.SampleTable); err != nil {
 					return err
 				}
-				defer insTable.Close()
 			}
-			if _, err := insTable.ExecContext(ctx, int64(f.Number), f.SampleTable); err != nil {
-				return err
+			for _, kind := range archive.Triggers(f.Tags) {
+				if outbox == nil {
+					if outbox, err = tx.PrepareContext(ctx, insertOutbox); err != nil {
+						return err
+					}
+				}
+				if _, err := outbox.ExecContext(ctx, string(kind), f.StreamID, int64(f.Number), f.ProducerMs, f.ServerMs, tags, now, now); err != nil {
+					return err
+				}
 			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE segments SET committed_bytes = ?, live_fragments = live_fragments + ? WHERE id = ?`,
@@ -316,8 +334,10 @@ func (x *Index) PurgeStream(ctx context.Context, id int64) error {
 		if n > 0 {
 			return errors.New("stream still has fragments")
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM headers WHERE stream_id = ?`, id); err != nil {
-			return err
+		for _, table := range []string{"headers", "outbox", "notification_configs"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE stream_id = ?`, id); err != nil {
+				return err
+			}
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM streams WHERE id = ? AND deleted = 1`, id)
 		return err

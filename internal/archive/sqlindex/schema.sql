@@ -100,3 +100,45 @@ CREATE UNIQUE INDEX IF NOT EXISTS clips_key       ON clips(client_id, device_id,
 CREATE INDEX IF NOT EXISTS        clips_by_device ON clips(client_id, device_id, begin_ms);
 CREATE INDEX IF NOT EXISTS        clips_by_stream ON clips(client_id, stream_name, begin_ms);
 CREATE INDEX IF NOT EXISTS        clips_by_client ON clips(client_id, begin_ms);
+
+-- Notification configuration of a stream (UpdateNotificationConfiguration);
+-- no row means none. status is ENABLED or DISABLED.
+CREATE TABLE IF NOT EXISTS notification_configs (
+	stream_id  INTEGER PRIMARY KEY,
+	status     TEXT    NOT NULL,
+	uri        TEXT    NOT NULL,
+	updated_ms INTEGER NOT NULL
+);
+
+-- The outbox (archive/outbox.go): one row per trigger tag of a persisted
+-- fragment, inserted in the transaction that commits the fragment, so the
+-- work it triggers is never lost and never runs for an unpersisted
+-- fragment. kind names the consumer ('notification', 'image_generation').
+-- The fragment's times and tags are copied so the row outlives the
+-- fragment's retention. AUTOINCREMENT: ids grow in commit order and are
+-- never reused, so a consumer can resume after the highest id it has seen.
+-- state: PENDING, DELIVERED, DEAD (gave up; can be redriven), SKIPPED.
+CREATE TABLE IF NOT EXISTS outbox (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind            TEXT    NOT NULL,
+	stream_id       INTEGER NOT NULL,
+	fragment        INTEGER NOT NULL,
+	producer_ms     INTEGER NOT NULL,
+	server_ms       INTEGER NOT NULL,
+	tags            BLOB,
+	created_ms      INTEGER NOT NULL,
+	state           TEXT    NOT NULL DEFAULT 'PENDING',
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	next_ms         INTEGER NOT NULL,
+	last_error      TEXT    NOT NULL DEFAULT '',
+	last_attempt_ms INTEGER NOT NULL DEFAULT 0,
+	done_ms         INTEGER NOT NULL DEFAULT 0,
+	destination     TEXT    NOT NULL DEFAULT ''
+);
+-- What consumers poll: small, as rows leave it once done.
+CREATE INDEX IF NOT EXISTS outbox_pending   ON outbox(kind, id) WHERE state = 'PENDING';
+-- The events timeline of a stream, and the dead-letter list.
+CREATE INDEX IF NOT EXISTS outbox_by_stream ON outbox(stream_id, server_ms);
+CREATE INDEX IF NOT EXISTS outbox_dead      ON outbox(kind, stream_id) WHERE state = 'DEAD';
+-- Pruning of finished rows.
+CREATE INDEX IF NOT EXISTS outbox_done      ON outbox(done_ms) WHERE state IN ('DELIVERED', 'SKIPPED');
