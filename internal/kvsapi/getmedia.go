@@ -3,43 +3,28 @@ package kvsapi
 import (
 	"context"
 	"errors"
-	"github.com/kinema/kinema/internal/apierr"
 	"net/http"
-	"sync"
 	"time"
 
+	"github.com/kinema/kinema/internal/apierr"
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/media/kvsmkv"
 	"github.com/kinema/kinema/internal/media/mkv"
 	"github.com/kinema/kinema/internal/stream"
 )
 
-// headerCache keeps track sets (stored as the Info and Tracks elements a
-// response opens with) by id: every fragment of a session shares one, and
-// an index lookup per fragment would be wasted work.
-type headerCache struct {
-	mu sync.Mutex
-	m  map[int64][]byte
-}
-
+// chunkHeader returns a stored track set (the Info and Tracks elements a
+// response opens with), memoized: every fragment of a session shares one,
+// and an index lookup per fragment would be wasted work.
 func (s *Server) chunkHeader(ctx context.Context, id int64) ([]byte, error) {
-	hc := &s.headers
-	hc.mu.Lock()
-	b, ok := hc.m[id]
-	hc.mu.Unlock()
-	if ok {
+	if b, ok := s.headers.Get(id); ok {
 		return b, nil
 	}
 	_, b, err := s.cfg.Archive.Index.Header(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	hc.mu.Lock()
-	if hc.m == nil || len(hc.m) > 4096 {
-		hc.m = map[int64][]byte{}
-	}
-	hc.m[id] = b
-	hc.mu.Unlock()
+	s.headers.Put(id, b)
 	return b, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/clipmeta"
 	"github.com/kinema/kinema/internal/ingest"
+	"github.com/kinema/kinema/internal/memo"
 	"github.com/kinema/kinema/internal/notify"
 	"github.com/kinema/kinema/internal/playback"
 	"github.com/kinema/kinema/internal/sigv4"
@@ -60,7 +61,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	routes  map[string]route
-	headers headerCache
+	headers memo.Map[int64, []byte] // track sets by id (chunkHeader)
 }
 
 // New returns a Server.

@@ -24,6 +24,7 @@ type clipPlan struct {
 	layout *fmp4.ClipLayout
 	frags  []stream.Fragment
 	ts     *trackSet
+	etag   string // strong ETag of the file (clip session URLs)
 }
 
 // planClip lists the range's fragments and lays the MP4 out from their
@@ -127,6 +128,7 @@ func (plan *clipPlan) finish(index []fmp4.ClipFragment) (*clipPlan, error) {
 		return nil, apierr.New("InvalidMediaFrameException", "%v", err)
 	}
 	plan.layout = layout
+	plan.etag = etagOf(plan)
 	return plan, nil
 }
 

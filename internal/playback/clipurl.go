@@ -81,9 +81,9 @@ func (c *planCache) put(k string, p *clipPlan) {
 	}
 }
 
-// etag identifies the clip's bytes: the same fragments in the same layout
+// etagOf identifies the clip's bytes: the same fragments in the same layout
 // give the same file.
-func (plan *clipPlan) etag() string {
+func etagOf(plan *clipPlan) string {
 	h := sha256.New()
 	var b [8]byte
 	for _, f := range plan.frags {
@@ -110,7 +110,7 @@ func (p *Server) serveClip(w http.ResponseWriter, r *http.Request, token string,
 		p.plans.put(token, plan)
 	}
 	size := plan.layout.Size()
-	etag := plan.etag()
+	etag := plan.etag
 	h := w.Header()
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("ETag", etag)

@@ -72,7 +72,7 @@ func mediaPlaylist(token string, s *Session, w *window, track uint64, edge *live
 	fmt.Fprintf(&b, "#EXT-X-VERSION:%d\n", version(s))
 	fmt.Fprintf(&b, "#EXT-X-TARGETDURATION:%d\n", targetDuration(w))
 	if edge != nil {
-		writeLowLatencyHeader(&b, edge.target)
+		writeLowLatencyHeader(&b, edge.target())
 	}
 	fmt.Fprintf(&b, "#EXT-X-MEDIA-SEQUENCE:%d\n", w.seq)
 	if w.discSeq > 0 || s.Discontinuity == DiscontinuityAlways {
@@ -83,12 +83,13 @@ func mediaPlaylist(token string, s *Session, w *window, track uint64, edge *live
 	}
 	b.WriteString("#EXT-X-INDEPENDENT-SEGMENTS\n")
 	// The per-entry lines are the hot part of a 5000-entry playlist: build
-	// the shared URL tail once and append numbers without fmt.
+	// the shared URL tail (the query after the fragment number) once and
+	// append numbers without fmt.
 	var resource, tail string
 	if s.Container == FragmentedMP4 {
-		resource, tail = "getMP4MediaFragment.mp4?FragmentNumber=", "&SessionToken="+token+"&TrackNumber="+strconv.FormatUint(track, 10)+"\n"
+		resource, tail = "getMP4MediaFragment.mp4?FragmentNumber=", "&SessionToken="+token+"&TrackNumber="+strconv.FormatUint(track, 10)
 	} else {
-		resource, tail = "getTSFragment.ts?FragmentNumber=", "&SessionToken="+token+"\n"
+		resource, tail = "getTSFragment.ts?FragmentNumber=", "&SessionToken="+token
 	}
 	b.Grow(len(w.frags) * (len(resource) + len(tail) + 96))
 	var num []byte
@@ -108,7 +109,7 @@ func mediaPlaylist(token string, s *Session, w *window, track uint64, edge *live
 		}
 		if edge != nil {
 			if k := i - (len(w.frags) - len(edge.parts)); k >= 0 {
-				writePartLines(&b, f.Number, edge.track, edge.parts[k], tail[:len(tail)-1])
+				writePartLines(&b, f.Number, edge.track, edge.parts[k], tail)
 			}
 		}
 		d := max(f.DurationMs, 1)
@@ -119,9 +120,10 @@ func mediaPlaylist(token string, s *Session, w *window, track uint64, edge *live
 		num = append(num, f.Number.String()...)
 		b.Write(num)
 		b.WriteString(tail)
+		b.WriteByte('\n')
 	}
 	if edge != nil && edge.open != nil {
-		writeOpenFragment(&b, s, &w.frags[len(w.frags)-1], edge, tail[:len(tail)-1])
+		writeOpenFragment(&b, s, &w.frags[len(w.frags)-1], edge, tail)
 	}
 	if w.ended {
 		b.WriteString("#EXT-X-ENDLIST\n")

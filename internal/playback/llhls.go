@@ -5,11 +5,13 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kinema/kinema/internal/apierr"
+	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/media/fmp4"
 	"github.com/kinema/kinema/internal/stream"
 )
@@ -104,8 +106,9 @@ func (p *Server) partLength(t *fmp4.Track, frameTicks uint32) int {
 	if frameTicks == 0 {
 		return 1
 	}
-	// A 2 % margin keeps parts of slightly uneven frames under the target.
-	fit := max(1, int(p.partTarget().Seconds()*0.98*float64(t.Timescale)/float64(frameTicks)))
+	// PART-TARGET states the longest part listed, so a part a rounding
+	// over the configured target is no violation.
+	fit := max(1, int(p.partTarget().Seconds()*float64(t.Timescale)/float64(frameTicks)))
 	if t.Kind != fmp4.Video {
 		return fit
 	}
@@ -121,11 +124,14 @@ func (p *Server) partLength(t *fmp4.Track, frameTicks uint32) int {
 // liveEdge is what a low-latency playlist adds to the window: the parts of
 // its newest fragments, and the fragment still being received.
 type liveEdge struct {
+	ts        *trackSet
 	track     *fmp4.Track
-	target    time.Duration // PART-TARGET: the longest part listed
-	parts     [][]part      // of the window's last len(parts) fragments
+	parts     [][]part // of the window's last len(parts) fragments
 	open      *stream.Fragment
 	openParts []part
+	// configured is the server's part target, stated while no part is
+	// listed.
+	configured time.Duration
 }
 
 // nextMSN is the media sequence number of the segment after the window's
@@ -147,18 +153,16 @@ func (e *liveEdge) has(w *window, msn int64, partIdx int) bool {
 
 // edge gathers the window's live edge for one track.
 func (p *Server) edge(ctx context.Context, s *Session, w *window, track uint64) (*liveEdge, error) {
-	e := &liveEdge{}
+	e := &liveEdge{configured: p.partTarget()}
 	if len(w.frags) == 0 {
 		return e, nil
 	}
 	last := w.frags[len(w.frags)-1]
-	ts, err := p.tracksOf(ctx, last.HeaderID)
+	ts, t, err := p.trackSetOf(ctx, last.HeaderID, track)
 	if err != nil {
 		return nil, err
 	}
-	if e.track = trackOf(ts.tracks, track); e.track == nil {
-		return nil, apierr.NotFound("the stream has no track %d", track)
-	}
+	e.ts, e.track = ts, t
 	for i := max(0, len(w.frags)-partedFragments); i < len(w.frags); i++ {
 		f := &w.frags[i]
 		if f.HeaderID != last.HeaderID {
@@ -171,46 +175,56 @@ func (p *Server) edge(ctx context.Context, s *Session, w *window, track uint64) 
 		}
 		e.parts = append(e.parts, ps)
 	}
-	// A fragment with a new track set needs its own init segment and a
-	// discontinuity; it is listed once complete.
-	if open, ok := p.Archive.Live.Open(s.StreamID); ok && open.Fragment.Number > last.Number && open.Fragment.HeaderID == last.HeaderID {
-		samples, err := fmp4.OpenFragmentSamples(ts.header, ts.tracks, open.Body)
-		if err != nil {
-			return nil, apierr.New("InvalidMediaFrameException", "fragment %s: %v", open.Fragment.Number, err)
-		}
-		e.open = &open.Fragment
-		e.openParts = p.partsOf(e.track, samples[e.track.Number], true)
-	}
-	for _, ps := range append(e.parts, e.openParts) {
-		for _, pt := range ps {
-			e.target = max(e.target, time.Duration(pt.ticks)*time.Second/time.Duration(e.track.Timescale))
+	if open, ok := p.Archive.Live.Open(s.StreamID); ok {
+		if err := p.setOpen(e, w, open); err != nil {
+			return nil, err
 		}
 	}
-	if e.target == 0 {
-		e.target = p.partTarget()
-	}
-	// Rounded up to the ms the playlist states it in.
-	e.target = (e.target + time.Millisecond - 1).Truncate(time.Millisecond)
 	return e, nil
 }
 
-func trackOf(tracks []*fmp4.Track, number uint64) *fmp4.Track {
-	for _, t := range tracks {
-		if t.Number == number {
-			return t
+// setOpen lists the parts of the fragment being received so far. A
+// fragment with a new track set needs its own init segment and a
+// discontinuity; it is listed once complete.
+func (p *Server) setOpen(e *liveEdge, w *window, open archive.OpenFragment) error {
+	e.open, e.openParts = nil, nil
+	last := w.frags[len(w.frags)-1]
+	if open.Fragment.Number <= last.Number || open.Fragment.HeaderID != last.HeaderID {
+		return nil
+	}
+	samples, err := fmp4.OpenFragmentSamples(e.ts.header, e.ts.tracks, open.Body)
+	if err != nil {
+		return apierr.New("InvalidMediaFrameException", "fragment %s: %v", open.Fragment.Number, err)
+	}
+	e.open = &open.Fragment
+	e.openParts = p.partsOf(e.track, samples[e.track.Number], true)
+	return nil
+}
+
+// target is PART-TARGET: the longest part listed (else the configured
+// target), rounded up to the ms the playlist states it in.
+func (e *liveEdge) target() time.Duration {
+	var longest int64
+	for _, ps := range e.parts {
+		for _, pt := range ps {
+			longest = max(longest, pt.ticks)
 		}
 	}
-	return nil
+	for _, pt := range e.openParts {
+		longest = max(longest, pt.ticks)
+	}
+	d := e.configured
+	if longest > 0 {
+		d = time.Duration(longest) * time.Second / time.Duration(e.track.Timescale)
+	}
+	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
 }
 
 // completeParts splits a complete fragment into parts; they never change,
 // so they are kept.
 func (p *Server) completeParts(ctx context.Context, s *Session, f *stream.Fragment, ts *trackSet, t *fmp4.Track) ([]part, error) {
 	key := partsKey{f.Number, t.Number}
-	p.mu.Lock()
-	ps, ok := p.parts[key]
-	p.mu.Unlock()
-	if ok {
+	if ps, ok := p.parts.Get(key); ok {
 		return ps, nil
 	}
 	_, data, err := p.fragmentByNumber(ctx, s, f.Number)
@@ -221,13 +235,8 @@ func (p *Server) completeParts(ctx context.Context, s *Session, f *stream.Fragme
 	if err != nil {
 		return nil, apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
 	}
-	ps = p.partsOf(t, samples[t.Number], false)
-	p.mu.Lock()
-	if p.parts == nil || len(p.parts) > 4096 {
-		p.parts = map[partsKey][]part{}
-	}
-	p.parts[key] = ps
-	p.mu.Unlock()
+	ps := p.partsOf(t, samples[t.Number], false)
+	p.parts.Put(key, ps)
 	return ps, nil
 }
 
@@ -272,35 +281,63 @@ func (p *Server) lowLatencyPlaylist(ctx context.Context, token string, s *Sessio
 	if track == 0 {
 		track = 1
 	}
-	var expire <-chan time.Time
-	for {
-		changed := p.Archive.Live.Changed(s.StreamID) // before looking, so no change is missed
-		w, err := p.window(ctx, s)
-		if err != nil {
-			return nil, apierr.Internal(err)
-		}
-		e, err := p.edge(ctx, s, w, track)
-		if err != nil {
-			return nil, err
+	var w *window
+	var e *liveEdge
+	err = p.hold(ctx, s.StreamID, func() (bool, time.Duration, error) {
+		// Most wake-ups are one more block of the open fragment: then only
+		// its parts change, and the window needs no index query.
+		open, isOpen := p.Archive.Live.Open(s.StreamID)
+		if e != nil && e.open != nil && isOpen && open.Fragment.Number == e.open.Number {
+			if err := p.setOpen(e, w, open); err != nil {
+				return false, 0, err
+			}
+		} else {
+			var err error
+			if w, err = p.window(ctx, s); err != nil {
+				return false, 0, apierr.Internal(err)
+			}
+			if e, err = p.edge(ctx, s, w, track); err != nil {
+				return false, 0, err
+			}
 		}
 		if msn < 0 || e.has(w, msn, partIdx) {
-			return []byte(mediaPlaylist(token, s, w, track, e)), nil
+			return true, 0, nil
 		}
 		if msn > w.nextMSN()+2 {
-			return nil, apierr.InvalidArg("_HLS_msn %d is more than two segments past the playlist's last (%d)", msn, w.nextMSN()-1)
+			return false, 0, apierr.InvalidArg("_HLS_msn %d is more than two segments past the playlist's last (%d)", msn, w.nextMSN()-1)
+		}
+		// Three target durations, as RFC 8216bis bounds the hold.
+		return false, 3 * time.Duration(targetDuration(w)) * time.Second, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []byte(mediaPlaylist(token, s, w, track, e)), nil
+}
+
+// hold runs try now and again after every change of the stream (a block or
+// a fragment received) until it reports done or fails. The first limit it
+// returns bounds the wait; past it the request gets errHoldExpired, which
+// players retry.
+func (p *Server) hold(ctx context.Context, streamID int64, try func() (done bool, limit time.Duration, err error)) error {
+	var expire <-chan time.Time
+	for {
+		changed := p.Archive.Live.Changed(streamID) // before looking, so no change is missed
+		done, limit, err := try()
+		if done || err != nil {
+			return err
 		}
 		if expire == nil {
-			// Three target durations, as RFC 8216bis bounds the hold.
-			timer := time.NewTimer(3 * time.Duration(targetDuration(w)) * time.Second)
+			timer := time.NewTimer(limit)
 			defer timer.Stop()
 			expire = timer.C
 		}
 		select {
 		case <-changed:
 		case <-expire:
-			return nil, errHoldExpired
+			return errHoldExpired
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
@@ -377,55 +414,53 @@ func (p *Server) partSegment(ctx context.Context, s *Session, q map[string][]str
 	if track == 0 {
 		track = 1
 	}
-	var expire <-chan time.Time
-	for {
-		changed := p.Archive.Live.Changed(s.StreamID)
+	var pieces [][]byte
+	err = p.hold(ctx, s.StreamID, func() (bool, time.Duration, error) {
 		if open, ok := p.Archive.Live.Open(s.StreamID); ok && open.Fragment.Number == n {
-			ts, t, err := p.trackSetOf(ctx, open.Fragment.HeaderID, track)
-			if err != nil {
-				return nil, err
+			var err error
+			pieces, err = p.partOf(ctx, &open.Fragment, open.Body, true, track, k)
+			if errors.Is(err, errPartAhead) {
+				return false, partWait, nil // asked for ahead (a preload hint): wait for it
 			}
-			samples, err := fmp4.OpenFragmentSamples(ts.header, ts.tracks, open.Body)
-			if err != nil {
-				return nil, apierr.New("InvalidMediaFrameException", "fragment %s: %v", n, err)
-			}
-			ss := samples[t.Number]
-			if parts := p.partsOf(t, ss, true); k < len(parts) {
-				return segmentPieces(&open.Fragment, t, ss[parts[k].first:parts[k].end])
-			}
-		} else {
-			f, data, err := p.fragmentByNumber(ctx, s, n)
-			if err != nil {
-				return nil, err
-			}
-			ts, t, err := p.trackSetOf(ctx, f.HeaderID, track)
-			if err != nil {
-				return nil, err
-			}
-			samples, err := fmp4.FragmentSamples(ts.header, ts.tracks, data, 0)
-			if err != nil {
-				return nil, apierr.New("InvalidMediaFrameException", "fragment %s: %v", n, err)
-			}
-			ss := samples[t.Number]
-			parts := p.partsOf(t, ss, false)
-			if k >= len(parts) {
-				return nil, apierr.NotFound("fragment %s has %d parts of track %d", n, len(parts), track)
-			}
-			return segmentPieces(f, t, ss[parts[k].first:parts[k].end])
+			return true, 0, err
 		}
-		if expire == nil {
-			timer := time.NewTimer(partWait)
-			defer timer.Stop()
-			expire = timer.C
+		f, data, err := p.fragmentByNumber(ctx, s, n)
+		if err == nil {
+			pieces, err = p.partOf(ctx, f, data, false, track, k)
 		}
-		select {
-		case <-changed:
-		case <-expire:
-			return nil, errHoldExpired
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return true, 0, err
+	})
+	return pieces, err
+}
+
+// errPartAhead: the fragment is still open and has no such part yet.
+var errPartAhead = errors.New("part not yet received")
+
+// partOf packages part k of a track of a fragment: from its complete
+// Cluster, or, when open, from the Cluster's content so far.
+func (p *Server) partOf(ctx context.Context, f *stream.Fragment, data []byte, open bool, track uint64, k int) ([][]byte, error) {
+	ts, t, err := p.trackSetOf(ctx, f.HeaderID, track)
+	if err != nil {
+		return nil, err
 	}
+	var samples map[uint64][]fmp4.Sample
+	if open {
+		samples, err = fmp4.OpenFragmentSamples(ts.header, ts.tracks, data)
+	} else {
+		samples, err = fmp4.FragmentSamples(ts.header, ts.tracks, data, 0)
+	}
+	if err != nil {
+		return nil, apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)
+	}
+	ss := samples[t.Number]
+	parts := p.partsOf(t, ss, open)
+	switch {
+	case k < len(parts):
+		return segmentPieces(f, t, ss[parts[k].first:parts[k].end])
+	case open:
+		return nil, errPartAhead
+	}
+	return nil, apierr.NotFound("fragment %s has %d parts of track %d", f.Number, len(parts), track)
 }
 
 // trackSetOf returns a track set and its track number track.
@@ -434,21 +469,16 @@ func (p *Server) trackSetOf(ctx context.Context, headerID int64, track uint64) (
 	if err != nil {
 		return nil, nil, err
 	}
-	t := trackOf(ts.tracks, track)
-	if t == nil {
-		return nil, nil, apierr.NotFound("the fragment has no track %d", track)
+	i := slices.IndexFunc(ts.tracks, func(t *fmp4.Track) bool { return t.Number == track })
+	if i < 0 {
+		return nil, nil, apierr.NotFound("the stream has no playable track %d", track)
 	}
-	return ts, t, nil
+	return ts, ts.tracks[i], nil
 }
-
-var errNoSamples = errors.New("no samples")
 
 // segmentPieces is a media segment of samples of one track, as pieces: the
 // moof and mdat header, then the samples as they lie in the fragment.
 func segmentPieces(f *stream.Fragment, t *fmp4.Track, ss []fmp4.Sample) ([][]byte, error) {
-	if len(ss) == 0 {
-		return nil, errNoSamples
-	}
 	hdr, err := fmp4.AppendMediaSegmentHeader(nil, uint32(f.Number), t, ss)
 	if err != nil {
 		return nil, apierr.New("InvalidMediaFrameException", "fragment %s: %v", f.Number, err)

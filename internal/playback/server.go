@@ -7,13 +7,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kinema/kinema/internal/apierr"
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/media/fmp4"
 	"github.com/kinema/kinema/internal/media/mkv"
+	"github.com/kinema/kinema/internal/memo"
 	"github.com/kinema/kinema/internal/stream"
 )
 
@@ -28,9 +28,8 @@ type Server struct {
 	// PartTarget is the LL-HLS part duration; 0 means DefaultPartTarget.
 	PartTarget time.Duration
 
-	mu     sync.Mutex
-	tracks map[int64]*trackSet // by header id
-	parts  map[partsKey][]part // LL-HLS parts of complete fragments
+	tracks memo.Map[int64, *trackSet] // by header id
+	parts  memo.Map[partsKey, []part] // LL-HLS parts of complete fragments
 	plans  planCache
 }
 
@@ -167,10 +166,7 @@ func writeParts(w http.ResponseWriter, parts [][]byte) {
 
 // tracksOf returns the playable tracks of a stored track set.
 func (p *Server) tracksOf(ctx context.Context, headerID int64) (*trackSet, error) {
-	p.mu.Lock()
-	ts := p.tracks[headerID]
-	p.mu.Unlock()
-	if ts != nil {
+	if ts, ok := p.tracks.Get(headerID); ok {
 		return ts, ts.err
 	}
 	streamID, data, err := p.Archive.Index.Header(ctx, headerID)
@@ -184,17 +180,12 @@ func (p *Server) tracksOf(ctx context.Context, headerID int64) (*trackSet, error
 	if err != nil {
 		return nil, apierr.Internal(err)
 	}
-	ts = &trackSet{header: *h, streamID: streamID}
+	ts := &trackSet{header: *h, streamID: streamID}
 	ts.tracks, err = fmp4.TracksFromHeader(*h)
 	if err != nil {
 		ts.err = codecError(err)
 	}
-	p.mu.Lock()
-	if p.tracks == nil || len(p.tracks) > 4096 {
-		p.tracks = map[int64]*trackSet{}
-	}
-	p.tracks[headerID] = ts
-	p.mu.Unlock()
+	p.tracks.Put(headerID, ts)
 	return ts, ts.err
 }
 
