@@ -11,7 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 
 	"github.com/kinema/kinema/internal/app"
+	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/ingest"
+	"github.com/kinema/kinema/internal/kvsapi"
 	"github.com/kinema/kinema/internal/media/mkv"
 	"github.com/kinema/kinema/internal/putmedia"
 )
@@ -276,6 +278,40 @@ func TestPutMediaIdleAcksAndTimeout(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a silent PutMedia was not ended by the idle timeout")
+	}
+}
+
+// Live readers see the blocks of a fragment while it arrives (LL-HLS serves
+// them), and stop seeing it when its producer goes away before finishing
+// it: such a fragment is never RECEIVED.
+func TestPutMediaOpenFragmentDroppedWithItsProducer(t *testing.T) {
+	s := startServer(t, quickIdle)
+	createStream(t, s, "cam", 1)
+	st, err := s.Archive.Index.StreamByName(ctxT(t), kvsapi.DefaultAccount, "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan putResult, 1)
+	go func() { done <- putMedia(t, s, absolute("cam"), pr) }()
+	pw.Write((&mkvBuilder{}).header().cluster(1_700_000_000_000, 3, 10).b) // no end of fragment
+	var open archive.OpenFragment
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var ok bool
+		if open, ok = s.Archive.Live.Open(st.ID); ok {
+			break
+		}
+	}
+	if open.Body == nil {
+		t.Fatal("the fragment being received was never published to live readers")
+	}
+	res := <-done // the idle timeout ends the silent request
+	if res.count("RECEIVED") != 0 {
+		t.Fatalf("an unfinished fragment was acknowledged: %+v", res.acks)
+	}
+	if o, ok := s.Archive.Live.Open(st.ID); ok {
+		t.Fatalf("fragment %s is still open after its producer went away", o.Fragment.Number)
 	}
 }
 

@@ -488,9 +488,7 @@ func (s *session) complete() error {
 	if s.playable != nil {
 		// ~15 µs per 500 kB fragment; a clip that cannot use the table
 		// (none stored) reads the fragment instead.
-		if idx, err := fmp4.FragmentIndex(*s.header, s.playable, data); err == nil {
-			f.frag.SampleTable = fmp4.AppendClipFragment(nil, idx)
-		}
+		f.frag.SampleTable, _ = fmp4.SampleTable(*s.header, s.playable, data)
 	}
 	s.sum.Fragments++
 	if dup := s.storedCopy(&f.frag, data); dup != nil {

@@ -156,13 +156,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NewResponseController(w).EnableFullDuplex()
 		w.Header().Set("Connection", "close")
 	} else {
-		body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxJSONBody+1))
+		body, err := s.readBody(r)
 		if err != nil {
-			s.writeError(c, apierr.InvalidArg("reading the request body: %v", err))
-			return
-		}
-		if int64(len(body)) > s.cfg.MaxJSONBody {
-			s.writeError(c, apierr.New("RequestEntityTooLargeException", "request body exceeds %d bytes", s.cfg.MaxJSONBody))
+			s.writeError(c, err)
 			return
 		}
 		c.body = body
@@ -196,17 +192,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
+// readBody reads a buffered request body of at most MaxJSONBody bytes.
+func (s *Server) readBody(r *http.Request) ([]byte, *apierr.Error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxJSONBody+1))
+	if err != nil {
+		return nil, apierr.InvalidArg("reading the request body: %v", err)
+	}
+	if int64(len(body)) > s.cfg.MaxJSONBody {
+		return nil, apierr.New("RequestEntityTooLargeException", "request body exceeds %d bytes", s.cfg.MaxJSONBody)
+	}
+	return body, nil
+}
+
 // serveClipMeta checks the signature of a clip-metadata call (any method;
 // its GETs carry a JSON body) and hands it on with the body restored.
 func (s *Server) serveClipMeta(c *call) {
 	c.log = s.log.With("op", "ClipMetadata", "request_id", c.requestID)
-	body, err := io.ReadAll(io.LimitReader(c.r.Body, s.cfg.MaxJSONBody+1))
+	body, err := s.readBody(c.r)
 	if err != nil {
-		s.writeError(c, apierr.InvalidArg("reading the request body: %v", err))
-		return
-	}
-	if int64(len(body)) > s.cfg.MaxJSONBody {
-		s.writeError(c, apierr.New("RequestEntityTooLargeException", "request body exceeds %d bytes", s.cfg.MaxJSONBody))
+		s.writeError(c, err)
 		return
 	}
 	if _, err := s.cfg.Verifier.Verify(c.r, body, false); err != nil {

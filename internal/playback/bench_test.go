@@ -269,12 +269,10 @@ func (e *benchEnv) hourStream(b *testing.B) {
 					e.hourErr = err
 					return
 				}
-				idx, err := fmp4.FragmentIndex(ts.header, ts.tracks, data)
-				if err != nil {
+				if frags[i].SampleTable, err = fmp4.SampleTable(ts.header, ts.tracks, data); err != nil {
 					e.hourErr = err
 					return
 				}
-				frags[i].SampleTable = fmp4.AppendClipFragment(nil, idx)
 				done, err := e.arc.PersistAsync(e.ctx, &frags[i], data)
 				if err != nil {
 					e.hourErr = err

@@ -88,19 +88,7 @@ func (x *Index) ListClips(ctx context.Context, q clipmeta.ListQuery) ([]clipmeta
 	s += ` ORDER BY begin_ms, id LIMIT ?`
 	args = append(args, q.Limit)
 	rows, err := x.query(ctx, s, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []clipmeta.Clip
-	for rows.Next() {
-		c, err := scanClip(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *c)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanClip)
 }
 
 // DeleteClip deletes one of the client's clips.

@@ -57,24 +57,8 @@ func scanFragmentCols(row scanner, extra ...any) (*stream.Fragment, error) {
 }
 
 func (x *Index) queryFragments(ctx context.Context, q string, args ...any) ([]stream.Fragment, error) {
-	return x.scanFragments(ctx, scanFragment, q, args...)
-}
-
-func (x *Index) scanFragments(ctx context.Context, scan func(scanner) (*stream.Fragment, error), q string, args ...any) ([]stream.Fragment, error) {
 	rows, err := x.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []stream.Fragment
-	for rows.Next() {
-		f, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *f)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanFragment)
 }
 
 // NewSegment registers a new, empty segment.
@@ -200,15 +184,17 @@ func (x *Index) Fragments(ctx context.Context, q archive.FragmentQuery) ([]strea
 	}
 	sb.WriteString(` ORDER BY ` + col + `, id LIMIT ?`)
 	args = append(args, q.Limit)
+	scan := scanFragment
 	switch {
 	case q.Brief && q.SampleTables:
 		return nil, errors.New("sqlindex: a Brief query cannot ask for sample tables")
 	case q.Brief:
-		return x.scanFragments(ctx, scanBriefFragment, sb.String(), args...)
+		scan = scanBriefFragment
 	case q.SampleTables:
-		return x.scanFragments(ctx, scanFragmentWithTable, sb.String(), args...)
+		scan = scanFragmentWithTable
 	}
-	return x.queryFragments(ctx, sb.String(), args...)
+	rows, err := x.query(ctx, sb.String(), args...)
+	return collect(rows, err, scan)
 }
 
 // FragmentsAfter returns fragments numbered above n, in number order.

@@ -148,19 +148,7 @@ func (x *Index) ListStreams(ctx context.Context, account, prefix, after string, 
 	q += ` ORDER BY name LIMIT ?`
 	args = append(args, limit)
 	rows, err := x.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []stream.Stream
-	for rows.Next() {
-		s, err := scanStream(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *s)
-	}
-	return out, rows.Err()
+	return collect(rows, err, scanStream)
 }
 
 // UpdateStream applies fn to the stream in one transaction.

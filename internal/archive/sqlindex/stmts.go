@@ -65,3 +65,21 @@ func (x *Index) queryRow(ctx context.Context, q string, args ...any) scanner {
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
+
+// collect scans every row of a query (run with err) into a slice and
+// closes the rows.
+func collect[T any](rows *sql.Rows, err error, scan func(scanner) (*T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, rows.Err()
+}

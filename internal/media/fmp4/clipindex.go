@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/kinema/kinema/internal/media/mkv"
 )
 
 // A ClipFragment is kept with each fragment in the index, written at
@@ -25,6 +27,16 @@ const (
 	clipRunConstDuration = 1
 	clipRunCompOffsets   = 2
 )
+
+// SampleTable is a stored cluster's sample table in the encoding kept in
+// the index (stream.Fragment.SampleTable): FragmentIndex, encoded.
+func SampleTable(h mkv.Header, tracks []*Track, cluster []byte) ([]byte, error) {
+	cf, err := FragmentIndex(h, tracks, cluster)
+	if err != nil {
+		return nil, err
+	}
+	return AppendClipFragment(nil, cf), nil
+}
 
 // AppendClipFragment appends f's encoding to dst.
 func AppendClipFragment(dst []byte, f ClipFragment) []byte {
