@@ -31,7 +31,8 @@ const recentPerStream = 4
 type liveStream struct {
 	recent []*LiveFragment
 	subs   map[*Subscription]struct{}
-	open   *OpenFragment
+	open   OpenFragment // valid while isOpen; a value, so a camera's every block does not allocate
+	isOpen bool
 	// changed is closed at the stream's next change (a fragment or a
 	// block received); made only when someone waits, so that a camera's
 	// every frame does not allocate a channel nobody reads.
@@ -94,8 +95,8 @@ func (h *Hub) Publish(f stream.Fragment, data []byte, keepData bool) {
 	if len(ls.recent) > recentPerStream {
 		ls.recent = ls.recent[1:]
 	}
-	if ls.open != nil && ls.open.Fragment.Number == f.Number {
-		ls.open = nil
+	if ls.isOpen && ls.open.Fragment.Number == f.Number {
+		ls.open, ls.isOpen = OpenFragment{}, false
 	}
 	ls.notify()
 	for s := range ls.subs {
@@ -113,7 +114,7 @@ func (h *Hub) PublishOpen(f stream.Fragment, body []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ls := h.stream(f.StreamID)
-	ls.open = &OpenFragment{Fragment: f, Body: body}
+	ls.open, ls.isOpen = OpenFragment{Fragment: f, Body: body}, true
 	ls.notify()
 }
 
@@ -122,8 +123,8 @@ func (h *Hub) PublishOpen(f stream.Fragment, body []byte) {
 func (h *Hub) DropOpen(streamID int64, n stream.FragmentNumber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if ls := h.streams[streamID]; ls != nil && ls.open != nil && ls.open.Fragment.Number == n {
-		ls.open = nil
+	if ls := h.streams[streamID]; ls != nil && ls.isOpen && ls.open.Fragment.Number == n {
+		ls.open, ls.isOpen = OpenFragment{}, false
 		ls.notify()
 	}
 }
@@ -132,8 +133,8 @@ func (h *Hub) DropOpen(streamID int64, n stream.FragmentNumber) {
 func (h *Hub) Open(streamID int64) (OpenFragment, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if ls := h.streams[streamID]; ls != nil && ls.open != nil {
-		return *ls.open, true
+	if ls := h.streams[streamID]; ls != nil && ls.isOpen {
+		return ls.open, true
 	}
 	return OpenFragment{}, false
 }
