@@ -2,11 +2,14 @@
 # Installs what Kinema needs to build, run and test on a Debian machine:
 # Go (from the Go module proxy when the system has none or an old one),
 # ffmpeg/ffprobe and mkvtoolnix (media tools the tests and `kinema put` use),
-# curl and the AWS CLI (independent test clients), gcc (only for the race
+# curl and the AWS CLI (independent test clients), versitygw (an S3-compatible
+# server for the image generation tests), gcc (only for the race
 # detector in tests; the kinema binary itself builds with CGO_ENABLED=0),
 # and for the browser playback tests (internal/browsertest) Chromium,
 # Node.js >= 20 and the npm packages pinned in testdata/browser; Mosquitto
-# and nats-server for the notification tests, started when not running. Idempotent;
+# and nats-server for the notification tests, and PostgreSQL for the
+# scale-out backend's tests (internal/archive/pgindex, internal/e2e), started
+# when not running. Idempotent;
 # needs root (or sudo) only when something is missing.
 set -euo pipefail
 
@@ -16,8 +19,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 missing=()
-for tool in ffmpeg:ffmpeg ffprobe:ffmpeg mkvinfo:mkvtoolnix curl:curl unzip:unzip gcc:gcc git:git chattr:e2fsprogs \
-	chromium:chromium node:nodejs npm:npm mosquitto:mosquitto nats-server:nats-server; do
+for tool in ffmpeg:ffmpeg ffprobe:ffmpeg mkvinfo:mkvtoolnix curl:curl unzip:unzip gcc:gcc git:git chattr:e2fsprogs script:bsdutils \
+	chromium:chromium node:nodejs npm:npm mosquitto:mosquitto nats-server:nats-server psql:postgresql; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool#*:}")
 done
 command -v aws >/dev/null 2>&1 || missing+=(awscli)
@@ -71,6 +74,13 @@ if ! go_ok; then
 	export PATH=/usr/local/go/bin:$PATH
 	go_ok || { echo "setup: Go install failed" >&2; exit 1; }
 fi
+# versitygw: an S3-compatible server (Apache-2.0) that the image generation
+# tests write to (internal/e2e). Built from source; about a minute.
+VERSITYGW_VERSION=v1.8.0
+if ! command -v versitygw >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/versitygw" ]; then
+	echo "setup: installing versitygw $VERSITYGW_VERSION" >&2
+	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
 # The notification tests deliver to the machine's MQTT broker (Mosquitto,
 # 127.0.0.1:1883) and NATS server (with JetStream, 127.0.0.1:4222); start
 # whichever is not answering. Tests that restart a broker run their own.
@@ -93,6 +103,34 @@ if ! port_open 4222; then
 	$SUDO mkdir -p /var/lib/nats-server
 	$SUDO setsid nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log </dev/null >/dev/null 2>&1 &
 	wait_port 4222 nats-server
+fi
+# The PostgreSQL index's tests use the local server (pgtest.DefaultDSN:
+# user postgres over TCP on 127.0.0.1:5432, database test) unless
+# KINEMA_TEST_POSTGRES names another. On a fresh Debian install the cluster
+# may be stopped, ask loopback clients for a password, and have no database
+# test: start it, trust loopback connections (a test machine's server), and
+# create the database.
+if [ -z "${KINEMA_TEST_POSTGRES:-}" ]; then
+	pg_ok() { psql "postgres://postgres@127.0.0.1:5432/${1:-test}?sslmode=disable&connect_timeout=3" -qAtc 'SELECT 1' >/dev/null 2>&1; }
+	if ! port_open 5432; then
+		echo "setup: starting PostgreSQL" >&2
+		pg_version=$(ls /etc/postgresql | sort -V | tail -1)
+		$SUDO pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start
+		wait_port 5432 PostgreSQL
+	fi
+	if ! pg_ok postgres; then
+		pg_version=$(ls /etc/postgresql | sort -V | tail -1)
+		hba=/etc/postgresql/$pg_version/main/pg_hba.conf
+		echo "setup: letting loopback clients into PostgreSQL ($hba)" >&2
+		$SUDO sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+		$SUDO pg_ctlcluster --skip-systemctl-redirect "$pg_version" main reload
+		sleep 1
+	fi
+	if ! pg_ok test && pg_ok postgres; then
+		echo "setup: creating database test" >&2
+		psql "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable" -qc 'CREATE DATABASE test' >/dev/null
+	fi
+	pg_ok test || echo "setup: PostgreSQL does not answer at postgres://postgres@127.0.0.1:5432/test; its tests will fail" >&2
 fi
 
 echo "setup: $(go version), $(ffmpeg -version | head -1 | cut -d' ' -f1-3), $(aws --version 2>&1 | cut -d' ' -f1), node $(node --version)" >&2

@@ -6,6 +6,8 @@
 package apierr
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,4 +99,13 @@ func Write(w http.ResponseWriter, e *Error) {
 	w.WriteHeader(e.Status)
 	b, _ := json.Marshal(map[string]string{"message": e.Message})
 	w.Write(b)
+}
+
+// NewRequestID makes a request id in the UUID form AWS services use (the
+// x-amzn-RequestId header).
+func NewRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

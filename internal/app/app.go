@@ -5,6 +5,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,24 +16,40 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/kinema/kinema/internal/admin"
 	"github.com/kinema/kinema/internal/archive"
-	"github.com/kinema/kinema/internal/archive/localfs"
-	"github.com/kinema/kinema/internal/archive/sqlindex"
 	"github.com/kinema/kinema/internal/clipmeta"
+	"github.com/kinema/kinema/internal/iam"
+	"github.com/kinema/kinema/internal/images"
 	"github.com/kinema/kinema/internal/ingest"
+	"github.com/kinema/kinema/internal/iotcreds"
 	"github.com/kinema/kinema/internal/kvsapi"
+	"github.com/kinema/kinema/internal/limits"
 	"github.com/kinema/kinema/internal/notify"
+	"github.com/kinema/kinema/internal/outbox"
 	"github.com/kinema/kinema/internal/playback"
 	"github.com/kinema/kinema/internal/sigv4"
+	"github.com/kinema/kinema/internal/sts"
 	"github.com/kinema/kinema/internal/tlsutil"
 )
 
 // Config is everything `kinema serve` can be told.
 type Config struct {
-	DataDir   string
+	DataDir string
+	// Index is where the index lives: "" for the embedded SQLite database
+	// in DataDir, or a postgres:// URL (shared by several nodes).
+	Index string
+	// Media is where fragment bytes live: "" for segment files in DataDir,
+	// or s3://bucket/prefix on the store S3 describes.
+	Media string
+	// MediaPutInterval is the least time between two S3 PUTs of the
+	// media store (s3media.Options.PutInterval).
+	MediaPutInterval time.Duration
+
 	Listen    string // host:port
 	PublicURL string // what GetDataEndpoint returns; default from the listener
 	Region    string // "" accepts any region
@@ -49,6 +66,18 @@ type Config struct {
 	SegmentBytes    int64
 	Limits          *ingest.Limits
 	GetMediaIdle    time.Duration
+	// FFmpeg is the ffmpeg program image operations run: a path or a name
+	// looked up in PATH (default "ffmpeg"). Without it only they fail.
+	FFmpeg string
+	// S3 is the S3-compatible store that s3:// image destinations name.
+	S3 images.S3Config
+	// ImageRetryBackoff is the first wait before a failed image generation
+	// (an upload refused, ffmpeg missing) is tried again: default 1 s,
+	// doubling up to 5 min. ImageAttempts (default 30, about two hours of
+	// an unreachable store) is how many tries a fragment gets before it is
+	// DEAD, to be redriven with the events API.
+	ImageRetryBackoff time.Duration
+	ImageAttempts     int
 	// Notify configures notification delivery (topic mappings, webhook
 	// secrets, retries); nil means the defaults.
 	Notify *notify.Config
@@ -58,6 +87,20 @@ type Config struct {
 	// SignatureClock replaces the clock signatures are checked against
 	// (tests replay recorded, signed traffic with it). Nil: time.Now.
 	SignatureClock func() time.Time
+	// IAMClock replaces the clock session tokens expire by and time
+	// conditions see (tests move it forward). Nil: time.Now.
+	IAMClock func() time.Time
+
+	// ServerKey (64 hex digits) encrypts stored secrets and seals session
+	// tokens; empty: the data dir's server.key, made on first start.
+	ServerKey string
+	// RateLimits are the abuse limits; nil means limits.Defaults().
+	RateLimits *limits.Config
+	// MaxStreamsPerAccount bounds each account's live streams; 0: none.
+	MaxStreamsPerAccount int
+	// IoTListen, if set, serves the device credentials endpoint
+	// (GET /role-aliases/{alias}/credentials) over mutual TLS there.
+	IoTListen string
 }
 
 // App is a running Kinema server.
@@ -67,12 +110,24 @@ type App struct {
 	Credentials Credentials
 	Archive     *archive.Archive
 	Notifier    *notify.Notifier
+	IAM         *iam.Service
+	// IoTURL is the device credentials endpoint's base URL (with
+	// IoTListen); DeviceCAPath is the CA file devices trust it with.
+	IoTURL       string
+	DeviceCAPath string
+	// ImageGeneration makes the images of fragments tagged for image
+	// generation, from the outbox.
+	ImageGeneration *outbox.Worker
 
 	log      *slog.Logger
 	srv      *http.Server
+	decoder  *images.Decoder
 	ln       net.Listener
-	index    *sqlindex.Index
-	media    *localfs.Store
+	index    Index
+	media    archive.Media
+	iamStore iam.Store
+	audit    *iam.Audit
+	iotSrv   *http.Server
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	serveErr chan error
@@ -107,10 +162,14 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}()
 
-	if a.index, err = sqlindex.Open(ctx, filepath.Join(cfg.DataDir, "index.db")); err != nil {
+	var indexKind, mediaKind string
+	if a.index, indexKind, err = OpenIndex(ctx, cfg.Index, cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if a.media, err = localfs.Open(filepath.Join(cfg.DataDir, "media")); err != nil {
+	if err := a.openIAM(ctx, cfg, creds); err != nil {
+		return nil, err
+	}
+	if a.media, mediaKind, err = openMedia(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if a.Archive, err = archive.Open(ctx, a.index, a.media, archive.Options{SegmentBytes: cfg.SegmentBytes, Logger: cfg.Logger}); err != nil {
@@ -130,6 +189,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.Notifier = notify.New(ncfg, notify.Options{Index: a.index, Wake: a.Archive.WatchTriggers(), Logger: cfg.Logger})
+	imageWake := a.Archive.WatchTriggers()
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.Archive.Run(runCtx) }()
 	go func() { defer a.wg.Done(); janitor.Run(runCtx) }()
@@ -177,22 +237,72 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	lcfg := limits.Defaults()
+	if cfg.RateLimits != nil {
+		lcfg = *cfg.RateLimits
+	}
+	limiter := limits.New(lcfg)
+	// The same CA as --tls's self-signed certificate (its directory), so
+	// one CA file lets a camera trust both endpoints.
+	ca, err := iotcreds.OpenCA(filepath.Join(cfg.DataDir, "tls"))
+	if err != nil {
+		return nil, err
+	}
+	a.DeviceCAPath = ca.Path
+	adminHandler := &admin.Handler{IAM: a.IAM, CA: ca}
+	a.decoder = &images.Decoder{Program: cfg.FFmpeg, Log: cfg.Logger}
+	if err := a.decoder.Available(); err != nil {
+		cfg.Logger.Warn("image operations are unavailable", "err", err)
+	}
+	imageService := &images.Service{Archive: a.Archive, Decoder: a.decoder, Log: cfg.Logger}
+	account := cfg.Account
+	if account == "" {
+		account = kvsapi.DefaultAccount
+	}
+	generator := &images.Generator{Images: imageService, Store: &images.Store{S3: cfg.S3}, Account: account}
+	a.ImageGeneration = outbox.New(outbox.Options{
+		Kind: archive.TriggerImageGeneration, Index: a.index, Wake: imageWake, Name: "image generation", Logger: cfg.Logger,
+		MaxAttempts: cmp.Or(cfg.ImageAttempts, 30), MinBackoff: cmp.Or(cfg.ImageRetryBackoff, time.Second), MaxBackoff: 5 * time.Minute,
+		// Decoding is CPU-bound: a few fragments at a time use the cores
+		// without starving the readers.
+		AttemptTimeout: 2 * time.Minute, Concurrency: 4,
+	}, generator.Attempt)
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.ImageGeneration.Run(runCtx) }()
 	api := kvsapi.New(kvsapi.Config{
-		Archive: a.Archive, Ingest: ing, Janitor: janitor, Notify: a.Notifier,
-		Playback:     &playback.Server{Archive: a.Archive, Keys: keys, Log: cfg.Logger},
-		Verifier:     &sigv4.Verifier{Service: "kinesisvideo", Region: cfg.Region, Credentials: creds, Now: cfg.SignatureClock},
-		Account:      cfg.Account,
-		Region:       cfg.Region,
-		PublicURL:    publicURL,
-		GetMediaIdle: cfg.GetMediaIdle,
-		Logger:       cfg.Logger,
+		Archive: a.Archive, Ingest: ing, Janitor: janitor, Notify: a.Notifier, ImageGeneration: a.ImageGeneration,
+		Playback:             &playback.Server{Archive: a.Archive, Keys: keys, Log: cfg.Logger},
+		Verifier:             &sigv4.Verifier{Service: "kinesisvideo", Region: cfg.Region, Credentials: a.IAM, Now: cfg.SignatureClock},
+		IAM:                  a.IAM,
+		Admin:                adminHandler,
+		Limits:               limiter,
+		Images:               imageService,
+		MaxStreamsPerAccount: cfg.MaxStreamsPerAccount,
+		Account:              cfg.Account,
+		Region:               cfg.Region,
+		PublicURL:            publicURL,
+		GetMediaIdle:         cfg.GetMediaIdle,
+		Logger:               cfg.Logger,
 	})
-	api.SetClipMeta(&clipmeta.Handler{Store: a.index, StreamExists: api.StreamExists, SessionURL: api.ClipSessionURL, Logger: cfg.Logger})
+	api.SetClipMeta(&clipmeta.Handler{Store: a.index, StreamExists: api.StreamExists, SessionURL: api.ClipSessionURL,
+		Namespace: api.ClipNamespace, Logger: cfg.Logger})
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(cfg.HTTP2 && tlsConfig != nil)
+	stsHandler := &sts.Handler{IAM: a.IAM, Limits: limiter, Logger: cfg.Logger,
+		Verifier: &sigv4.Verifier{Service: "sts", Region: cfg.Region, Credentials: a.IAM, Now: cfg.SignatureClock}}
+	// STS speaks the query protocol at POST /; every KVS operation has a
+	// path of its own.
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sts.IsSTS(r) {
+			stsHandler.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+	handler = limits.IdleDeadlines(handler, lcfg.IdleTimeout)
 	a.srv = &http.Server{
-		Handler:           api,
+		Handler:           a.withHealth(handler),
 		ReadHeaderTimeout: 10 * time.Second, // slow-loris guard; bodies have their own idle limits
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -204,8 +314,16 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
+	// The device endpoint first: the admin API reports its address.
+	if cfg.IoTListen != "" {
+		if err := a.serveIoT(cfg, ca, limiter, lcfg.IdleTimeout); err != nil {
+			a.ln.Close()
+			return nil, err
+		}
+		adminHandler.CredentialEndpoint = strings.TrimPrefix(a.IoTURL, "https://")
+	}
 	go func() { a.serveErr <- a.srv.Serve(ln) }()
-	cfg.Logger.Info("kinema serving", "url", a.URL, "data_dir", cfg.DataDir, "region", cfg.Region)
+	cfg.Logger.Info("kinema serving", "url", a.URL, "data_dir", cfg.DataDir, "region", cfg.Region, "index", indexKind, "media", mediaKind)
 	if a.CAPath != "" {
 		fmt.Fprintf(cfg.Stdout, "HTTPS with a self-signed certificate; clients trust it with the CA file %s\n", a.CAPath)
 	}
@@ -230,8 +348,14 @@ func (a *App) Shutdown(ctx context.Context) error {
 	if err != nil {
 		a.srv.Close()
 	}
+	if a.iotSrv != nil {
+		if ierr := a.iotSrv.Shutdown(ctx); ierr != nil {
+			a.iotSrv.Close()
+		}
+	}
 	a.cancel()
 	a.wg.Wait()
+	a.decoder.Close()
 	return errors.Join(err, a.closeStores())
 }
 
@@ -243,5 +367,71 @@ func (a *App) closeStores() error {
 	if a.index != nil {
 		errs = append(errs, a.index.Close())
 	}
+	if a.iamStore != nil {
+		errs = append(errs, a.iamStore.Close())
+	}
+	errs = append(errs, a.audit.Close())
 	return errors.Join(errs...)
+}
+
+// openIAM opens the accounts, keys and policies (kept in the index
+// database) and the audit log; the root key is the default account's
+// operator.
+func (a *App) openIAM(ctx context.Context, cfg Config, root Credentials) error {
+	key, err := iam.LoadServerKey(cfg.DataDir, cfg.ServerKey)
+	if err != nil {
+		return err
+	}
+	// In the embedded index's database when there is one; with a
+	// PostgreSQL index, in a database file of its own in the data dir (a
+	// PostgreSQL IAM store is future work: the Store interface is three
+	// methods).
+	dbFile := "index.db"
+	if cfg.Index != "" {
+		dbFile = "iam.db"
+	}
+	store, err := iam.OpenSQLite(ctx, filepath.Join(cfg.DataDir, dbFile))
+	if err != nil {
+		return err
+	}
+	a.iamStore = store
+	if a.audit, err = iam.OpenAudit(filepath.Join(cfg.DataDir, iam.AuditFile), cfg.Logger); err != nil {
+		return err
+	}
+	account := cfg.Account
+	if account == "" {
+		account = kvsapi.DefaultAccount
+	}
+	a.IAM, err = iam.Open(ctx, iam.Options{Store: store, ServerKey: key, DefaultAccount: account,
+		RootAccessKeyID: root.AccessKeyID, RootSecret: root.SecretAccessKey, Now: cfg.IAMClock, Audit: a.audit})
+	return err
+}
+
+// serveIoT starts the device credentials endpoint on its own mutual-TLS
+// listener: client certificates are asked for in the TLS handshake, which
+// the KVS API's listener must not do to clients without one.
+func (a *App) serveIoT(cfg Config, ca *iotcreds.CA, limiter *limits.Limiter, idle time.Duration) error {
+	host, _, _ := net.SplitHostPort(cfg.IoTListen)
+	hosts := []string{host, "localhost", "127.0.0.1"}
+	tcfg, err := ca.ServerConfig(hosts)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.IoTListen)
+	if err != nil {
+		return err
+	}
+	a.IoTURL = "https://" + ln.Addr().String()
+	h := &iotcreds.Handler{IAM: a.IAM, Limits: limiter, Logger: cfg.Logger}
+	a.iotSrv = &http.Server{
+		Handler:           limits.IdleDeadlines(h, idle),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		TLSConfig:         tcfg,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	go a.iotSrv.Serve(tls.NewListener(ln, tcfg))
+	cfg.Logger.Info("device credentials endpoint serving", "url", a.IoTURL)
+	return nil
 }

@@ -140,6 +140,17 @@ type Index interface {
 	CountFragments(ctx context.Context, streamID int64, kind TimestampKind, fromMs, beforeMs int64, before stream.FragmentNumber) (int64, error)
 	// LatestFragment returns ErrNotFound for an empty stream.
 	LatestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error)
+	// FragmentAtOrBefore returns the fragment that starts last at or before
+	// ms on the chosen clock (the higher number on a tie): the one a point
+	// in time falls in, if any does. ErrNotFound when none starts that early.
+	FragmentAtOrBefore(ctx context.Context, streamID int64, kind TimestampKind, ms int64) (*stream.Fragment, error)
+
+	// ImageGenerationConfig returns the stream's image generation
+	// configuration; ErrNotFound when it has none.
+	ImageGenerationConfig(ctx context.Context, streamID int64) (*stream.ImageGenerationConfig, error)
+	// SetImageGenerationConfig stores the stream's configuration, replacing
+	// any; nil deletes it. ErrNotFound when the stream is not live.
+	SetImageGenerationConfig(ctx context.Context, streamID int64, c *stream.ImageGenerationConfig) error
 
 	// ExpireFragments deletes up to limit fragments of the stream (deleted or not)
 	// that started before serverBeforeMs, queueing their bytes for reclaim.

@@ -33,6 +33,9 @@
 // players' debug logging) to standard error, e.g.
 //
 //	KINEMA_PLAY_DEBUG=1 node testdata/browser/play.mjs '{"url":"...","kind":"dash","live":true}'
+//
+// From a test, KINEMA_PLAY_DEBUG=1 with KINEMA_PLAY_LOG=FILE appends that
+// log of every Play to FILE.
 package browsertest
 
 import (
@@ -42,6 +45,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -137,9 +141,11 @@ type Result struct {
 	// Launch is how long Chromium took to start; Wall the whole run of
 	// play.mjs.
 	Launch, Wall time.Duration
-	// Behind is, for HLS with EXT-X-PROGRAM-DATE-TIME, the median of how
-	// far the playhead's date was behind the wall clock once playback ran:
-	// for a live camera, the viewer's delay behind it. 0 when unknown.
+	// Behind is, for HLS, the median of how far the playhead's date (from
+	// EXT-X-PROGRAM-DATE-TIME, else the media timestamp, which Kinema's
+	// fMP4 carries as producer time since the epoch) was behind the wall
+	// clock once playback ran: for a live camera, the viewer's delay
+	// behind it. 0 when unknown.
 	Behind time.Duration
 	// PartsLoaded counts the LL-HLS partial segments the player loaded.
 	PartsLoaded int
@@ -321,6 +327,12 @@ func run(url, kind string, minTime float64, timeout time.Duration, live bool) (R
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
+	if path := os.Getenv("KINEMA_PLAY_LOG"); path != "" {
+		if f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			defer f.Close()
+			cmd.Stderr = io.MultiWriter(&stderr, f)
+		}
+	}
 	// On a hang: SIGTERM to node's own process group, on which Playwright
 	// closes the browser it started; SIGKILL to node if it is still there
 	// after WaitDelay.

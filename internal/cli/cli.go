@@ -15,6 +15,12 @@ Usage:
   kinema serve [flags]            run the server (see kinema serve -h)
   kinema put [flags] --stream NAME FILE
                                   stream a video file through PutMedia
+  kinema admin GROUP VERB [flags]  accounts, users, keys, policies, roles and devices
+                                  (see kinema admin -h)
+  kinema timelapse [flags] --stream NAME --start T --end T --every 3s -o out.mp4
+                                  make a time-lapse MP4 of a stream's archive
+  kinema bench ingest [flags]     measure ingest with many paced cameras
+  kinema bench images [flags]     measure GetImages against ffmpeg alone
   kinema events list|dead-letters|redrive|secret [flags]
                                   events of tagged fragments, dead letters, webhook secrets
   kinema bench ingest [flags]     measure ingest with many paced cameras
@@ -36,6 +42,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "put":
 		return runPut(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "admin":
+		return runAdmin(ctx, args[1:], stdout, stderr, os.Getenv)
+	case "timelapse":
+		return runTimelapse(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "events":
 		return runEvents(ctx, args[1:], stdout, stderr, os.Getenv)
 	case "bench":

@@ -26,15 +26,16 @@ import (
 
 const eventsUsage = `usage:
   kinema events list [flags]           a stream's events (tagged fragments and their deliveries)
-  kinema events dead-letters [flags]   notifications that gave up after their last attempt
-  kinema events redrive [flags]        send dead notifications again (--id ID..., or all of --stream, or all)
+  kinema events dead-letters [flags]   events that gave up after their last attempt
+  kinema events redrive [flags]        try dead events again (--id ID..., or all of --stream, or all;
+                                       --kind IMAGE_GENERATION for image generation, default notifications)
   kinema events secret [flags] URL     the signing secret of a webhook URL (reads the data dir)
 
 flags of list, dead-letters and redrive:
   --endpoint URL ($KINEMA_ENDPOINT, default http://127.0.0.1:4566), --region,
   --access-key ($AWS_ACCESS_KEY_ID), --secret-key ($AWS_SECRET_ACCESS_KEY),
   --stream NAME, and for list: --start, --end (RFC 3339 or epoch seconds),
-  --status PENDING|DELIVERED|DEAD|SKIPPED, --kind NOTIFICATION|IMAGE_GENERATION;
+  --status PENDING|DELIVERED|DEAD|SKIPPED; --kind NOTIFICATION|IMAGE_GENERATION;
   --json prints the API's JSON.
 `
 
@@ -97,8 +98,8 @@ func parseTime(v string) (float64, error) {
 		return float64(t.UnixMilli()) / 1000, nil
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is neither RFC 3339 nor epoch seconds", v)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%q is neither RFC 3339 (2026-01-02T15:04:05Z) nor epoch seconds", v)
 	}
 	return f, nil
 }
@@ -138,6 +139,9 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	if *streamName != "" {
 		in["StreamName"] = *streamName
 	}
+	if *kind != "" {
+		in["Kind"] = *kind
+	}
 	switch sub {
 	case "list", "dead-letters":
 		if sub == "dead-letters" {
@@ -156,9 +160,6 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer, env
 		}
 		if *status != "" {
 			in["Status"] = *status
-		}
-		if *kind != "" {
-			in["Kind"] = *kind
 		}
 		return listEvents(ctx, c, in, *asJSON, stdout, stderr)
 	case "redrive":

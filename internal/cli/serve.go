@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kinema/kinema/internal/app"
+	"github.com/kinema/kinema/internal/limits"
 	"github.com/kinema/kinema/internal/notify"
 )
 
@@ -28,6 +29,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "key of --tls-cert (PEM)")
 	fs.BoolVar(&cfg.HTTP2, "http2", false, "offer HTTP/2 over TLS (off by default: camera SDKs sign headers HTTP/2 drops)")
 	fs.DurationVar(&cfg.JanitorInterval, "retention-interval", 30*time.Second, "how often expired fragments are deleted")
+	fs.StringVar(&cfg.IoTListen, "iot-listen", "", "serve the device credentials endpoint (mutual TLS, GET /role-aliases/{alias}/credentials) on this `host:port`")
+	lim := limits.Defaults()
+	fs.Float64Var(&lim.KeyRate, "key-rate", lim.KeyRate, "requests per second per access key (0: no limit)")
+	fs.IntVar(&lim.KeyBurst, "key-burst", lim.KeyBurst, "burst of --key-rate")
+	fs.IntVar(&lim.KeyConnections, "key-connections", lim.KeyConnections, "concurrent PutMedia/GetMedia connections per access key (0: no limit)")
+	fs.Float64Var(&lim.StreamRate, "stream-rate", lim.StreamRate, "calls per second per stream and operation (0: no limit)")
+	fs.Float64Var(&lim.MediaRate, "media-rate", lim.MediaRate, "PutMedia/GetMedia/GetClip calls per second per stream (0: no limit)")
+	fs.IntVar(&lim.StreamReaders, "stream-readers", lim.StreamReaders, "concurrent GetMedia connections per stream (0: no limit)")
+	fs.DurationVar(&lim.IdleTimeout, "idle-timeout", lim.IdleTimeout, "cut a request whose body or response makes no progress for this long")
+	cfg.RateLimits = &lim
+	fs.IntVar(&cfg.MaxStreamsPerAccount, "max-streams-per-account", 10000, "live streams an account may have (0: no limit)")
+	fs.StringVar(&cfg.FFmpeg, "ffmpeg", "ffmpeg", "the ffmpeg program image operations run (a path, or a name looked up in PATH)")
+	fs.StringVar(&cfg.Index, "index", env("KINEMA_INDEX"), "index `URL`: postgres://user:password@host:5432/db to share one PostgreSQL database between nodes (default $KINEMA_INDEX, else the embedded SQLite index in the data dir)")
+	fs.StringVar(&cfg.Media, "media", env("KINEMA_MEDIA"), "media store `URL`: s3://bucket/prefix on the --s3-endpoint store (default $KINEMA_MEDIA, else segment files in the data dir)")
+	fs.DurationVar(&cfg.MediaPutInterval, "media-put-interval", 200*time.Millisecond, "with --media s3://, the least time between two PUTs: fewer, larger objects for up to twice this much more PERSISTED latency")
+	fs.StringVar(&cfg.S3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint for --media s3:// and s3:// image destinations (default: AWS); credentials from KINEMA_S3_ACCESS_KEY_ID and KINEMA_S3_SECRET_ACCESS_KEY, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	fs.StringVar(&cfg.S3.Region, "s3-region", "us-east-1", "region to sign S3 requests for")
+	fs.BoolVar(&cfg.S3.PathStyle, "s3-path-style", true, "address buckets in the path (most self-hosted stores) rather than the host name")
 	notifyConfig := fs.String("notify-config", "", "notification configuration `FILE` (JSON: SNS topic mappings, webhook secrets, retries; see docs/notifications.md)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -50,6 +69,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	cfg.Stdout = stdout
 	cfg.AccessKeyID = env("KINEMA_ACCESS_KEY_ID")
 	cfg.SecretAccessKey = env("KINEMA_SECRET_ACCESS_KEY")
+	cfg.ServerKey = env("KINEMA_SERVER_KEY")
+	cfg.S3.AccessKeyID = env("KINEMA_S3_ACCESS_KEY_ID")
+	cfg.S3.SecretAccessKey = env("KINEMA_S3_SECRET_ACCESS_KEY")
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -59,6 +81,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		return 1
 	}
 	fmt.Fprintf(stdout, "Kinema is serving at %s (access key %s)\n", a.URL, a.Credentials.AccessKeyID)
+	if a.IoTURL != "" {
+		fmt.Fprintf(stdout, "Device credentials endpoint at %s (devices trust it with %s)\n", a.IoTURL, a.DeviceCAPath)
+	}
 	done := make(chan error, 1)
 	go func() { done <- a.Wait() }()
 	select {

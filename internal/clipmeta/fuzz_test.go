@@ -24,7 +24,7 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add(uint8(3), "clientID=app&deviceID=dev&maxResults=2&nextToken="+tok, []byte(nil))
 	f.Fuzz(func(t *testing.T, op uint8, query string, body []byte) {
 		name := ops[int(op)%len(ops)]
-		req, err := parseRequest(name, query, body)
+		req, err := parseRequest(name, "", query, body)
 		if err != nil {
 			checkRefusal(t, err)
 			return
@@ -150,7 +150,7 @@ func reparse(t *testing.T, op string, f map[string]string) []any {
 		query string
 		body  []byte
 	}{{"", body}, {q.Encode(), nil}, {q.Encode(), body}} {
-		req, err := parseRequest(op, in.query, in.body)
+		req, err := parseRequest(op, "", in.query, in.body)
 		if err != nil {
 			t.Fatalf("%s of %s / %s refused: %s", op, in.query, in.body, err.Message)
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kinema/kinema/internal/apierr"
@@ -20,14 +21,19 @@ import (
 type Handler struct {
 	Store Store
 	// StreamExists reports whether a live stream has this name. PUT and GET
-	// refuse clips of streams that do not exist. Nil skips the check.
+	// refuse clips of streams that do not exist. Nil skips the check. An
+	// *apierr.Error it returns (the caller may not touch the stream) reaches
+	// the caller as is.
 	StreamExists func(ctx context.Context, name string) (bool, error)
 	// SessionURL returns an HLS session URL that plays [beginMs, endMs] of
 	// the stream by producer time (ON_DEMAND). An *apierr.Error it returns
 	// reaches the caller as is; archive.ErrNotFound becomes a
 	// ResourceNotFoundException, anything else an InternalFailure.
 	SessionURL func(ctx context.Context, r *http.Request, streamName string, beginMs, endMs int64) (string, error)
-	Logger     *slog.Logger
+	// Namespace returns the caller's namespace ("" or a string ending in
+	// '/'): each account's clientIDs are its own. Nil means "".
+	Namespace func(ctx context.Context) string
+	Logger    *slog.Logger
 }
 
 // clipOut is a clip on the wire: the field names and string-valued times
@@ -43,8 +49,8 @@ type clipOut struct {
 	CreatedTime string `json:"createdTime"`
 }
 
-func toWire(c *Clip) clipOut {
-	return clipOut{ClipID: c.ID, ClientID: c.ClientID, DeviceID: c.DeviceID, StreamName: c.StreamName,
+func toWire(c *Clip, ns string) clipOut {
+	return clipOut{ClipID: c.ID, ClientID: strings.TrimPrefix(c.ClientID, ns), DeviceID: c.DeviceID, StreamName: c.StreamName,
 		BegTime: strconv.FormatInt(c.BeginMs, 10), EndTime: strconv.FormatInt(c.EndMs, 10),
 		Duration:    strconv.FormatFloat(c.DurationSec, 'f', -1, 64),
 		CreatedTime: strconv.FormatInt(c.CreatedMs, 10)}
@@ -87,7 +93,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		body = b
 	}
-	req, perr := parseRequest(op, r.URL.RawQuery, body)
+	ns := ""
+	if h.Namespace != nil {
+		ns = h.Namespace(r.Context())
+	}
+	req, perr := parseRequest(op, ns, r.URL.RawQuery, body)
 	if perr != nil {
 		h.fail(w, r, perr)
 		return
@@ -96,13 +106,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch req := req.(type) {
 	case *Clip:
-		out, err = h.put(r.Context(), req)
+		out, err = h.put(r.Context(), req, ns)
 	case *getRequest:
-		out, err = h.get(r, req)
+		out, err = h.get(r, req, ns)
 	case deleteRequest:
-		out, err = h.delete(r.Context(), req)
+		out, err = h.delete(r.Context(), req, ns)
 	case *listRequest:
-		out, err = h.list(r.Context(), req)
+		out, err = h.list(r.Context(), req, ns)
 	}
 	if err != nil {
 		h.fail(w, r, apierr.As(err))
@@ -135,7 +145,9 @@ func (h *Handler) checkStream(ctx context.Context, name string) error {
 	}
 	ok, err := h.StreamExists(ctx, name)
 	if err != nil {
-		return apierr.Internal(err)
+		// An *apierr.Error (a refused authorization) reaches the caller
+		// as is.
+		return apierr.As(err)
 	}
 	if !ok {
 		return apierr.InvalidArg("stream %s does not exist", name)
@@ -143,7 +155,7 @@ func (h *Handler) checkStream(ctx context.Context, name string) error {
 	return nil
 }
 
-func (h *Handler) put(ctx context.Context, c *Clip) (any, error) {
+func (h *Handler) put(ctx context.Context, c *Clip, ns string) (any, error) {
 	if err := h.checkStream(ctx, c.StreamName); err != nil {
 		return nil, err
 	}
@@ -151,10 +163,10 @@ func (h *Handler) put(ctx context.Context, c *Clip) (any, error) {
 	if err := h.Store.PutClip(ctx, c); err != nil {
 		return nil, apierr.Internal(err)
 	}
-	return toWire(c), nil
+	return toWire(c, ns), nil
 }
 
-func (h *Handler) get(r *http.Request, g *getRequest) (any, error) {
+func (h *Handler) get(r *http.Request, g *getRequest, ns string) (any, error) {
 	ctx := r.Context()
 	if err := h.checkStream(ctx, g.StreamName); err != nil {
 		return nil, err
@@ -162,7 +174,7 @@ func (h *Handler) get(r *http.Request, g *getRequest) (any, error) {
 	c, err := h.Store.GetClip(ctx, g.ClientID, g.StreamName, g.BeginMs, g.EndMs)
 	if errors.Is(err, archive.ErrNotFound) {
 		return nil, apierr.NotFound("clientID %s has no clip of stream %s from begTime %d to endTime %d",
-			g.ClientID, g.StreamName, g.BeginMs, g.EndMs)
+			strings.TrimPrefix(g.ClientID, ns), g.StreamName, g.BeginMs, g.EndMs)
 	}
 	if err != nil {
 		return nil, apierr.Internal(err)
@@ -183,10 +195,10 @@ func (h *Handler) get(r *http.Request, g *getRequest) (any, error) {
 	return u, nil
 }
 
-func (h *Handler) delete(ctx context.Context, d deleteRequest) (any, error) {
+func (h *Handler) delete(ctx context.Context, d deleteRequest, ns string) (any, error) {
 	err := h.Store.DeleteClip(ctx, d.ClientID, d.ID)
 	if errors.Is(err, archive.ErrNotFound) {
-		return nil, apierr.NotFound("clientID %s has no clip %s", d.ClientID, d.ID)
+		return nil, apierr.NotFound("clientID %s has no clip %s", strings.TrimPrefix(d.ClientID, ns), d.ID)
 	}
 	if err != nil {
 		return nil, apierr.Internal(err)
@@ -196,7 +208,7 @@ func (h *Handler) delete(ctx context.Context, d deleteRequest) (any, error) {
 	}{d.ID}, nil
 }
 
-func (h *Handler) list(ctx context.Context, l *listRequest) (any, error) {
+func (h *Handler) list(ctx context.Context, l *listRequest, ns string) (any, error) {
 	clips, err := h.Store.ListClips(ctx, l.Query)
 	if err != nil {
 		return nil, apierr.Internal(err)
@@ -211,7 +223,7 @@ func (h *Handler) list(ctx context.Context, l *listRequest) (any, error) {
 			out.NextToken = encodeToken(&l.Query, last.BeginMs, last.ID)
 			break
 		}
-		out.Clips = append(out.Clips, toWire(&clips[i]))
+		out.Clips = append(out.Clips, toWire(&clips[i], ns))
 	}
 	return out, nil
 }

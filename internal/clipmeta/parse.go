@@ -221,14 +221,22 @@ func checkTimes(beginMs, endMs int64, durationSec float64, hasDuration bool) *ap
 
 func msDuration(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() }
 
+// client is the request's clientID in namespace ns. Namespaces end in
+// '/', which a clientID cannot hold, so no clientID of one namespace is
+// another's.
+func (f fields) client(ns string) (string, *apierr.Error) {
+	id, err := f.id(fClientID)
+	return ns + id, err
+}
+
 // parsePut parses PUT: every field of the record is required.
-func parsePut(f fields) (*Clip, *apierr.Error) {
+func parsePut(f fields, ns string) (*Clip, *apierr.Error) {
 	if err := f.missing(fClientID, fDeviceID, fStreamName, fBegTime, fEndTime, fDuration); err != nil {
 		return nil, err
 	}
 	c := &Clip{}
 	var err *apierr.Error
-	if c.ClientID, err = f.id(fClientID); err != nil {
+	if c.ClientID, err = f.client(ns); err != nil {
 		return nil, err
 	}
 	if c.DeviceID, err = f.id(fDeviceID); err != nil {
@@ -261,13 +269,13 @@ type getRequest struct {
 	BeginMs, EndMs       int64
 }
 
-func parseGet(f fields) (*getRequest, *apierr.Error) {
+func parseGet(f fields, ns string) (*getRequest, *apierr.Error) {
 	if err := f.missing(fClientID, fStreamName, fBegTime, fEndTime); err != nil {
 		return nil, err
 	}
 	g := &getRequest{}
 	var err *apierr.Error
-	if g.ClientID, err = f.id(fClientID); err != nil {
+	if g.ClientID, err = f.client(ns); err != nil {
 		return nil, err
 	}
 	if g.StreamName, err = f.streamName(); err != nil {
@@ -291,11 +299,11 @@ func parseGet(f fields) (*getRequest, *apierr.Error) {
 
 // parseDelete names a clip by clipID, or by deviceID, streamName and
 // begTime; when both are given they must name the same clip.
-func parseDelete(f fields) (clientID, id string, _ *apierr.Error) {
+func parseDelete(f fields, ns string) (clientID, id string, _ *apierr.Error) {
 	if err := f.missing(fClientID); err != nil {
 		return "", "", err
 	}
-	clientID, err := f.id(fClientID)
+	clientID, err := f.client(ns)
 	if err != nil {
 		return "", "", err
 	}
@@ -345,14 +353,14 @@ type listRequest struct {
 	Max   int
 }
 
-func parseList(f fields) (*listRequest, *apierr.Error) {
+func parseList(f fields, ns string) (*listRequest, *apierr.Error) {
 	if err := f.missing(fClientID); err != nil {
 		return nil, err
 	}
 	l := &listRequest{Max: DefaultMaxResults}
 	q := &l.Query
 	var err *apierr.Error
-	if q.ClientID, err = f.id(fClientID); err != nil {
+	if q.ClientID, err = f.client(ns); err != nil {
 		return nil, err
 	}
 	if q.DeviceID, err = f.id(fDeviceID); err != nil {
@@ -427,25 +435,27 @@ func fingerprint(q *ListQuery) string {
 }
 
 // parseRequest parses a request for op ("PUT", "GET", "DELETE" or "LIST"),
-// returning a *Clip, *getRequest, deleteRequest or *listRequest.
-func parseRequest(op, rawQuery string, body []byte) (any, *apierr.Error) {
+// returning a *Clip, *getRequest, deleteRequest or *listRequest. ns is the
+// caller's namespace, prefixed to clientID before anything is derived from
+// it (clip ids, listing tokens), so tenants' records never meet.
+func parseRequest(op, ns, rawQuery string, body []byte) (any, *apierr.Error) {
 	f, err := gather(rawQuery, body)
 	if err != nil {
 		return nil, err
 	}
 	switch op {
 	case "PUT":
-		return parsePut(f)
+		return parsePut(f, ns)
 	case "GET":
-		return parseGet(f)
+		return parseGet(f, ns)
 	case "DELETE":
-		clientID, id, err := parseDelete(f)
+		clientID, id, err := parseDelete(f, ns)
 		if err != nil {
 			return nil, err
 		}
 		return deleteRequest{ClientID: clientID, ID: id}, nil
 	case "LIST":
-		return parseList(f)
+		return parseList(f, ns)
 	}
 	return nil, invalid("unknown operation %s", op)
 }

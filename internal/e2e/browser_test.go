@@ -57,7 +57,9 @@ func TestBrowserPlayback(t *testing.T) {
 	// LIVE: a camera streams in real time while the players watch.
 	createStream(t, s, "live", 1)
 	live := cfg
-	live.StreamName, live.Realtime, live.Loop, live.StartTime = "live", true, 5, time.Time{}
+	// Looped for up to 72 s, more than the three plays take on a loaded
+	// machine; the camera stops when they are done.
+	live.StreamName, live.Realtime, live.Loop, live.StartTime = "live", true, 12, time.Time{}
 	done := make(chan error, 1)
 	liveCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -81,6 +83,12 @@ func TestBrowserPlayback(t *testing.T) {
 	t.Logf("hls.js LIVE: %s", r.Summary())
 	r = browsertest.Play(t, dashLive, "dash", 2.5, 25*time.Second, true)
 	t.Logf("dashjs LIVE: %s", r.Summary())
+	// Kinema's LL-HLS on the same session: hls.js plays it part by part.
+	r = browsertest.Play(t, hlsLive+"&LowLatency=1", "hls", 2.5, 25*time.Second, true)
+	t.Logf("hls.js LL-HLS: %s, %d parts loaded", r.Summary(), r.PartsLoaded)
+	if r.PartsLoaded == 0 {
+		t.Errorf("hls.js played the LL-HLS session without loading a part")
+	}
 	cancel()
 	<-done
 }

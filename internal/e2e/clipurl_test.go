@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
@@ -35,13 +36,14 @@ func signedJSONTo(t *testing.T, baseURL, op, body string) (int, []byte) {
 // signedCall is signedJSONTo returning the whole response (its body read).
 func signedCall(t *testing.T, baseURL, op, body string) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, baseURL+"/"+op, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256([]byte(body))
 	creds, _ := sdkConfig().Credentials.Retrieve(context.Background())
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "kinesisvideo", testRegion, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	return signedCallAs(t, baseURL, creds, http.MethodPost, op, body, time.Now(), testRegion)
+}
+
+// signedCallAs sends a call signed with creds at signedAt for region.
+func signedCallAs(t *testing.T, baseURL string, creds aws.Credentials, method, op, body string, signedAt time.Time, region string) (*http.Response, []byte) {
+	t.Helper()
+	req := signedRequest(t, baseURL, creds, method, op, body, signedAt, region)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +51,18 @@ func signedCall(t *testing.T, baseURL, op, body string) (*http.Response, []byte)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, b
+}
+
+// signedRequest builds a JSON call signed with creds at signedAt for region.
+func signedRequest(t *testing.T, baseURL string, creds aws.Credentials, method, op, body string, signedAt time.Time, region string) *http.Request {
+	t.Helper()
+	req, _ := http.NewRequest(method, baseURL+"/"+op, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256([]byte(body))
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "kinesisvideo", region, signedAt); err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
 
 func getRange(t *testing.T, url string, hdr map[string]string) (*http.Response, []byte) {

@@ -105,6 +105,12 @@ func (s *server) archived() *kinesisvideoarchivedmedia.Client {
 // awsCLI runs the machine's AWS CLI against the server and returns stdout.
 func (s *server) awsCLI(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
+	return s.awsCLIAs(t, aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, args...)
+}
+
+// awsCLIAs runs the AWS CLI with creds (and their session token).
+func (s *server) awsCLIAs(t *testing.T, creds aws.Credentials, args ...string) (string, string, error) {
+	t.Helper()
 	if _, err := exec.LookPath("aws"); err != nil {
 		t.Fatalf("the AWS CLI is required for this test: %v", err)
 	}
@@ -115,8 +121,11 @@ func (s *server) awsCLI(t *testing.T, args ...string) (string, string, error) {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(env, "AWS_ACCESS_KEY_ID="+testKey, "AWS_SECRET_ACCESS_KEY="+testSecret,
-		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1")
+	env = append(env, "AWS_ACCESS_KEY_ID="+creds.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+creds.SecretAccessKey)
+	if creds.SessionToken != "" {
+		env = append(env, "AWS_SESSION_TOKEN="+creds.SessionToken)
+	}
+	cmd.Env = append(env, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=", "AWS_MAX_ATTEMPTS=1")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

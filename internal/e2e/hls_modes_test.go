@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	avtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 
@@ -45,7 +46,13 @@ func hmMedia(t *testing.T, name, size string, seconds float64, gop int, x264 ...
 // ABSOLUTE timecodes from start) and requires every fragment PERSISTED.
 func hmPut(t *testing.T, s *server, name string, m *producer.Media, start time.Time, mods ...func(*producer.Config)) {
 	t.Helper()
-	cfg := producer.Config{Endpoint: s.URL, Region: testRegion, AccessKeyID: testKey, SecretAccessKey: testSecret,
+	hmPutTo(t, s.URL, name, m, start, mods...)
+}
+
+// hmPutTo is hmPut to any endpoint (a kinema serve process).
+func hmPutTo(t *testing.T, endpoint, name string, m *producer.Media, start time.Time, mods ...func(*producer.Config)) {
+	t.Helper()
+	cfg := producer.Config{Endpoint: endpoint, Region: testRegion, AccessKeyID: testKey, SecretAccessKey: testSecret,
 		StreamName: name, StartTime: start}
 	for _, mod := range mods {
 		mod(&cfg)
@@ -970,4 +977,35 @@ func TestHLSModesTimestampSelector(t *testing.T) {
 	}
 	hmWantErr[*avtypes.ResourceNotFoundException](t, "DASH PRODUCER_TIMESTAMP over the last minute",
 		dash(avtypes.DASHFragmentSelectorTypeProducerTimestamp, now.Add(-time.Minute), now))
+}
+
+// A session of a deleted stream stops playing: at once for what was not
+// asked for yet, and within a second (the server's recheck of the stream)
+// for a player already fetching.
+func TestPlaybackAfterStreamDeleted(t *testing.T) {
+	s := startServer(t)
+	file := makeMedia(t, "gone.mkv", args(srcVideo, []string{"-t", "2"}, encX264)...)
+	m, err := producer.OpenFile(ctxT(t), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := createStream(t, s, "gone", 24)
+	t0 := time.Now().Add(-time.Hour)
+	hmPut(t, s, "gone", m, t0)
+	out, err := s.archived().GetHLSStreamingSessionURL(ctxT(t), &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("gone"), PlaybackMode: avtypes.HLSPlaybackModeOnDemand,
+		HLSFragmentSelector: &avtypes.HLSFragmentSelector{FragmentSelectorType: avtypes.HLSFragmentSelectorTypeProducerTimestamp,
+			TimestampRange: &avtypes.HLSTimestampRange{StartTimestamp: aws.Time(t0.Add(-time.Minute)), EndTimestamp: aws.Time(t0.Add(time.Minute))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := aws.ToString(out.HLSStreamingSessionURL)
+	httpGet(t, url, 200)
+	if _, err := s.kv().DeleteStream(ctxT(t), &kinesisvideo.DeleteStreamInput{StreamARN: aws.String(arn)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if body := httpGet(t, url, 404); !strings.Contains(body, "no longer exists") {
+		t.Fatalf("after the stream was deleted: %s", body)
+	}
 }

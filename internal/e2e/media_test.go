@@ -130,3 +130,27 @@ func ffprobeFrames(t *testing.T, path string) int {
 	n, _ := strconv.Atoi(strings.TrimSpace(strings.Split(string(out), "\n")[0]))
 	return n
 }
+
+// inBandErrors lists the error tags (code/id/fragment) served in MKV bytes.
+func inBandErrors(b []byte) []string {
+	var errs []string
+	r := mkv.NewReader(bytes.NewReader(b), mkv.Options{})
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			return errs
+		}
+		if ev.Type != mkv.EventTags {
+			continue
+		}
+		var fields []string
+		for _, tg := range ev.Tags {
+			if strings.HasPrefix(tg.Name, "AWS_KINESISVIDEO_ERROR") || tg.Name == "AWS_KINESISVIDEO_FRAGMENT_NUMBER" {
+				fields = append(fields, tg.Value)
+			}
+		}
+		if len(fields) > 0 && strings.HasPrefix(ev.Tags[0].Name, "AWS_KINESISVIDEO_ERROR") {
+			errs = append(errs, strings.Join(fields, "/"))
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/kinema/kinema/internal/media/mkv"
@@ -58,6 +59,14 @@ func putMedia(t *testing.T, s *server, headers map[string]string, body io.Reader
 // as it arrives.
 func putMediaTo(t *testing.T, baseURL string, headers map[string]string, body io.Reader, onAck func(ackJSON)) putResult {
 	t.Helper()
+	creds, _ := sdkConfig().Credentials.Retrieve(context.Background())
+	return putMediaAs(t, baseURL, creds, headers, body, onAck)
+}
+
+// putMediaAs is putMediaTo signed with creds (with a session token, sent
+// unsigned as the producer SDK sends it).
+func putMediaAs(t *testing.T, baseURL string, creds aws.Credentials, headers map[string]string, body io.Reader, onAck func(ackJSON)) putResult {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, baseURL+"/putMedia", body)
 	if err != nil {
 		t.Fatal(err)
@@ -68,9 +77,13 @@ func putMediaTo(t *testing.T, baseURL string, headers map[string]string, body io
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	creds, _ := sdkConfig().Credentials.Retrieve(context.Background())
+	token := creds.SessionToken
+	creds.SessionToken = ""
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, emptyHash, "kinesisvideo", testRegion, time.Now()); err != nil {
 		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("X-Amz-Security-Token", token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

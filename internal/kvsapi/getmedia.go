@@ -146,6 +146,13 @@ func (s *Server) getMedia(c *call) error {
 	if err != nil {
 		return err
 	}
+	if s.cfg.Limits != nil {
+		release, err := s.cfg.Limits.Reader(st.ID)
+		if err != nil {
+			return limitError(err)
+		}
+		defer release()
+	}
 	idx := s.cfg.Archive.Index
 	// cursor: the number of the last fragment "already delivered"; the
 	// response starts after it. fromLatest: NOW starts with the newest fragment.

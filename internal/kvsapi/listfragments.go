@@ -2,8 +2,6 @@ package kvsapi
 
 import (
 	"github.com/kinema/kinema/internal/apierr"
-	"strconv"
-	"strings"
 
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/stream"
@@ -69,26 +67,13 @@ type listCursor struct {
 }
 
 func (lc listCursor) encode() string {
-	return encodeToken(strings.Join([]string{"lf1", strconv.Itoa(int(lc.kind)), strconv.FormatInt(lc.start, 10),
-		strconv.FormatInt(lc.end, 10), strconv.FormatInt(lc.afterMs, 10), strconv.FormatUint(uint64(lc.afterNumber), 10),
-		strconv.FormatInt(lc.streamID, 10)}, ":"))
+	return encodeCursor("lf1", int64(lc.kind), lc.start, lc.end, lc.afterMs, int64(lc.afterNumber), lc.streamID)
 }
 
 func decodeListCursor(tok string) (listCursor, error) {
-	raw, err := decodeToken("NextToken", tok, 4096)
+	n, err := decodeCursor(tok, "lf1", 6)
 	if err != nil {
 		return listCursor{}, err
-	}
-	f := strings.Split(raw, ":")
-	bad := apierr.InvalidArg("NextToken is not a token this server issued")
-	if len(f) != 7 || f[0] != "lf1" {
-		return listCursor{}, bad
-	}
-	var n [6]int64
-	for i := range n {
-		if n[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
-			return listCursor{}, bad
-		}
 	}
 	return listCursor{kind: archive.TimestampKind(n[0]), start: n[1], end: n[2], afterMs: n[3],
 		afterNumber: stream.FragmentNumber(n[4]), streamID: n[5]}, nil

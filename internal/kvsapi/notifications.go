@@ -1,6 +1,7 @@
 package kvsapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -220,6 +221,8 @@ func (s *Server) listEvents(c *call) (any, error) {
 			return nil, err
 		}
 		only, q.StreamID = st, st.ID
+	} else if err := s.requireRoot(c.ctx, "ListEvents"); err != nil {
+		return nil, err
 	}
 	if in.StartTimestamp != nil {
 		q.StartMs = in.StartTimestamp.Ms()
@@ -296,17 +299,41 @@ type redriveEventsInput struct {
 	StreamName *string  `json:"StreamName"`
 	StreamARN  *string  `json:"StreamARN"`
 	EventIDs   []string `json:"EventIds"`
+	// Kind is NOTIFICATION (the default) or IMAGE_GENERATION.
+	Kind *string `json:"Kind"`
 }
 
-// redriveEvents sends dead notifications again: those listed, or every
-// dead one of the stream (of every stream without a stream).
+// redriver is an outbox consumer that can take its dead rows back.
+type redriver interface {
+	Redrive(ctx context.Context, streamID int64, ids []int64) ([]archive.OutboxEntry, error)
+}
+
+// redriveEvents retries dead events of one kind again: those listed, or
+// every dead one of the stream (of every stream without a stream).
 func (s *Server) redriveEvents(c *call) (any, error) {
 	var in redriveEventsInput
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	if s.cfg.Notify == nil {
-		return nil, apierr.New("ServiceUnavailableException", "notifications are not running on this server")
+	kind := "NOTIFICATION"
+	if in.Kind != nil {
+		kind = *in.Kind
+	}
+	var worker redriver
+	switch kind {
+	case "NOTIFICATION":
+		if s.cfg.Notify != nil {
+			worker = s.cfg.Notify
+		}
+	case "IMAGE_GENERATION":
+		if s.cfg.ImageGeneration != nil {
+			worker = s.cfg.ImageGeneration
+		}
+	default:
+		return nil, apierr.InvalidArg("Kind %q is neither NOTIFICATION nor IMAGE_GENERATION", kind)
+	}
+	if worker == nil {
+		return nil, apierr.New("ServiceUnavailableException", "%s is not running on this server", strings.ToLower(kind))
 	}
 	if len(in.EventIDs) > maxEventsPage {
 		return nil, apierr.InvalidArg("at most %d EventIds per call; got %d", maxEventsPage, len(in.EventIDs))
@@ -326,8 +353,10 @@ func (s *Server) redriveEvents(c *call) (any, error) {
 			return nil, err
 		}
 		streamID = st.ID
+	} else if err := s.requireRoot(c.ctx, "RedriveEvents"); err != nil {
+		return nil, err
 	}
-	es, err := s.cfg.Notify.Redrive(c.ctx, streamID, ids)
+	es, err := worker.Redrive(c.ctx, streamID, ids)
 	if err != nil {
 		return nil, apierr.Internal(err)
 	}
@@ -337,6 +366,6 @@ func (s *Server) redriveEvents(c *call) (any, error) {
 	for _, e := range es {
 		out.RedrivenEventIds = append(out.RedrivenEventIds, strconv.FormatInt(e.ID, 10))
 	}
-	c.log.Info("dead notifications redriven", "n", len(es))
+	c.log.Info("dead events redriven", "kind", kind, "n", len(es))
 	return out, nil
 }

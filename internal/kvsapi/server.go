@@ -8,22 +8,25 @@ package kvsapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"github.com/kinema/kinema/internal/apierr"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/kinema/kinema/internal/admin"
+	"github.com/kinema/kinema/internal/apierr"
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/clipmeta"
+	"github.com/kinema/kinema/internal/iam"
+	"github.com/kinema/kinema/internal/images"
 	"github.com/kinema/kinema/internal/ingest"
+	"github.com/kinema/kinema/internal/limits"
 	"github.com/kinema/kinema/internal/memo"
 	"github.com/kinema/kinema/internal/notify"
+	"github.com/kinema/kinema/internal/outbox"
 	"github.com/kinema/kinema/internal/playback"
 	"github.com/kinema/kinema/internal/sigv4"
 )
@@ -33,15 +36,28 @@ type Config struct {
 	Archive  *archive.Archive
 	Ingest   *ingest.Service
 	Playback *playback.Server
+	// Images serves GetImages (and the time-lapse extension).
+	Images *images.Service
 	// ClipMeta serves the device clip-metadata API (clipmeta.Path); it is
 	// called after the signature check, with the body restored.
 	ClipMeta http.Handler
 	Janitor  *archive.Janitor
 	// Notify delivers notifications; the notification and events
 	// operations use its configuration and redrive through it.
-	Notify   *notify.Notifier
-	Verifier *sigv4.Verifier
-	Account  string // 12-digit account id in ARNs
+	Notify *notify.Notifier
+	// ImageGeneration makes images of tagged fragments; RedriveEvents of
+	// kind IMAGE_GENERATION needs it.
+	ImageGeneration *outbox.Worker
+	Verifier        *sigv4.Verifier
+	// IAM authenticates callers and authorizes every operation.
+	IAM *iam.Service
+	// Admin runs the admin API (admin.PathPrefix); nil disables it.
+	Admin *admin.Handler
+	// Limits throttles callers and streams; nil means no limits.
+	Limits *limits.Limiter
+	// Account is the default account: the root key's, and the one streams
+	// made before accounts existed belong to.
+	Account string
 	// Region pins the region in ARNs and signatures; "" means the region a
 	// stream is created from is the one its ARN carries.
 	Region string
@@ -50,6 +66,9 @@ type Config struct {
 	PublicURL string
 	// MaxJSONBody bounds request bodies of JSON operations. Default 1 MiB.
 	MaxJSONBody int64
+	// MaxStreamsPerAccount bounds each account's live streams
+	// (AccountStreamLimitExceededException past it); 0 means no bound.
+	MaxStreamsPerAccount int
 	// GetMediaIdle ends a GetMedia response after this long without a new
 	// fragment once it has caught up. Default 3 s.
 	GetMediaIdle time.Duration
@@ -117,17 +136,11 @@ func (c *call) decode(v any) error {
 	return nil
 }
 
-func newRequestID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
 // ServeHTTP routes by path (the producer SDK sends no X-Amz-Target), checks
-// the signature and runs the operation.
+// the signature, the caller's limits and its permission, and runs the
+// operation.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{ctx: r.Context(), r: r, w: w, requestID: newRequestID()}
+	c := &call{ctx: r.Context(), r: r, w: w, requestID: apierr.NewRequestID()}
 	w.Header().Set("x-amzn-RequestId", c.requestID)
 	// Playback resources carry a session token instead of a signature.
 	if s.cfg.Playback != nil && (strings.HasPrefix(r.URL.Path, playback.HLSPrefix) || strings.HasPrefix(r.URL.Path, playback.DASHPrefix) ||
@@ -163,12 +176,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		c.body = body
 	}
-	ident, err := s.cfg.Verifier.Verify(r, c.body, rt.streaming)
+	denyType := "NotAuthorizedException"
+	if rt.accessDenied {
+		denyType = "AccessDeniedException"
+	}
+	release, err := s.authenticate(c, rt.action, denyType, rt.streaming, rt.long)
 	if err != nil {
-		s.writeError(c, authError(err))
+		s.writeError(c, apierr.As(err))
 		return
 	}
-	c.ident = ident
+	defer release()
+	if rt.noResource {
+		if err := s.authorize(c.ctx, "*", nil); err != nil {
+			s.writeError(c, apierr.As(err))
+			return
+		}
+	}
 	if rt.raw != nil {
 		if err := rt.raw(s, c); err != nil {
 			s.writeError(c, apierr.As(err))
@@ -188,8 +211,53 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(c, apierr.Internal(err))
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.Write(b)
+}
+
+// authenticate verifies the caller, applies its per-key limits and puts the
+// authorization state for action into the call's context; from here on,
+// c.w refuses unauthorized successes. release ends the call's hold on the
+// key's connection limit. streaming: the body is not buffered (its hash is
+// not checked); long: the request holds one of the key's connections.
+func (s *Server) authenticate(c *call, action, denyType string, streaming, long bool) (release func(), err error) {
+	p, err := s.cfg.IAM.Authenticate(c.r, s.cfg.Verifier, c.body, streaming)
+	if err != nil {
+		var sampler iam.Sampler
+		if s.cfg.Limits != nil {
+			sampler = s.cfg.Limits
+		}
+		s.cfg.IAM.AuditAuthFailure(c.r, c.requestID, action, err, sampler)
+		return nil, authError(err)
+	}
+	c.ident = sigv4.Identity{AccessKeyID: p.AccessKeyID, Region: p.Region}
+	release = func() {}
+	// The root key is exempt from the per-key limits: with zero set-up a
+	// whole fleet shares it (as `kinema bench` does), and the operator is
+	// not whom they protect against. Per-stream limits still apply.
+	if s.cfg.Limits != nil && !(p.Root() && !p.Session) {
+		if release, err = s.cfg.Limits.Key(p.AccessKeyID, long); err != nil {
+			return nil, limitError(err)
+		}
+	}
+	a := &authz{p: p, action: action, denyType: denyType, requestID: c.requestID,
+		sourceIP: iam.SourceIP(c.r), secure: c.r.TLS != nil}
+	c.ctx = context.WithValue(c.ctx, authzKey{}, a)
+	c.r = c.r.WithContext(c.ctx)
+	c.w = &guardWriter{ResponseWriter: c.w, a: a, s: s}
+	c.log = c.log.With("principal", p.ARN())
+	return release, nil
+}
+
+// limitError maps a limits refusal to its KVS error.
+func limitError(err error) *apierr.Error {
+	switch {
+	case errors.Is(err, limits.ErrConnections):
+		return apierr.New("ConnectionLimitExceededException", "%v", err)
+	case errors.Is(err, limits.ErrRate):
+		return apierr.New("ClientLimitExceededException", "%v", err)
+	}
+	return apierr.As(err)
 }
 
 // readBody reads a buffered request body of at most MaxJSONBody bytes.
@@ -204,6 +272,20 @@ func (s *Server) readBody(r *http.Request) ([]byte, *apierr.Error) {
 	return body, nil
 }
 
+// clipMetaOps are the clip-metadata API's operations by method (LIST is GET
+// on Path+"/clips"), with their actions. PUT and GET name a stream and are
+// authorized on it when the handler looks the stream up (StreamExists,
+// ClipSessionURL); DELETE and LIST name none and are authorized on "*".
+var clipMetaOps = map[string]struct {
+	name, action string
+	stream       bool
+}{
+	http.MethodPut:    {"PutClipMetadata", ActionPrefix + "PutClipMetadata", true},
+	http.MethodGet:    {"GetClipMetadata", ActionPrefix + "GetClipMetadata", true},
+	http.MethodDelete: {"DeleteClipMetadata", ActionPrefix + "DeleteClipMetadata", false},
+	"LIST":            {"ListClipMetadata", ActionPrefix + "ListClipMetadata", false},
+}
+
 // serveClipMeta checks the signature of a clip-metadata call (any method;
 // its GETs carry a JSON body) and hands it on with the body restored.
 func (s *Server) serveClipMeta(c *call) {
@@ -213,9 +295,28 @@ func (s *Server) serveClipMeta(c *call) {
 		s.writeError(c, err)
 		return
 	}
-	if _, err := s.cfg.Verifier.Verify(c.r, body, false); err != nil {
-		s.writeError(c, authError(err))
+	c.body = body
+	method := c.r.Method
+	if c.r.URL.Path == clipmeta.Path+"/clips" && method == http.MethodGet {
+		method = "LIST"
+	}
+	op, known := clipMetaOps[method]
+	if !known {
+		// The handler answers unknown methods; an action nobody can be
+		// granted keeps the guard closed.
+		op.action = ActionPrefix + "UnknownClipMetadataOperation"
+	}
+	release, aerr := s.authenticate(c, op.action, "AccessDeniedException", false, false)
+	if aerr != nil {
+		s.writeError(c, apierr.As(aerr))
 		return
+	}
+	defer release()
+	if known && !op.stream {
+		if err := s.authorize(c.ctx, "*", nil); err != nil {
+			s.writeError(c, apierr.As(err))
+			return
+		}
 	}
 	c.r.Body = io.NopCloser(bytes.NewReader(body))
 	s.cfg.ClipMeta.ServeHTTP(c.w, c.r)
@@ -223,6 +324,9 @@ func (s *Server) serveClipMeta(c *call) {
 
 // ClipSessionURL returns an HLS session URL that plays [beginMs, endMs] of a
 // stream by producer time: what a clip-metadata GET answers.
+//
+// It runs inside a clip-metadata request, whose context carries the
+// caller, and authorizes the request's action on the stream.
 func (s *Server) ClipSessionURL(ctx context.Context, r *http.Request, streamName string, beginMs, endMs int64) (string, error) {
 	st, err := s.resolve(ctx, streamRef{StreamName: &streamName})
 	if err != nil {
@@ -236,13 +340,31 @@ func (s *Server) ClipSessionURL(ctx context.Context, r *http.Request, streamName
 	return s.publicURL(r) + playback.HLSPrefix + "getHLSMasterPlaylist.m3u8?SessionToken=" + s.cfg.Playback.Keys.Token(sess), nil
 }
 
-// StreamExists reports whether the account has a live stream of that name.
-func (s *Server) StreamExists(ctx context.Context, name string) (bool, error) {
-	_, err := s.cfg.Archive.Index.StreamByName(ctx, s.cfg.Account, name)
-	if errors.Is(err, archive.ErrNotFound) {
-		return false, nil
+// ClipNamespace is the caller's clip-metadata namespace: "" for the default
+// account (whose records predate accounts), "ACCOUNT/" for the others, so
+// each account's clientIDs are its own.
+func (s *Server) ClipNamespace(ctx context.Context) string {
+	if acct := s.account(ctx); acct != s.cfg.Account {
+		return acct + "/"
 	}
-	return err == nil, err
+	return ""
+}
+
+// StreamExists reports whether the caller's account has a live stream of
+// that name, after authorizing the request's action on it: it runs inside a
+// clip-metadata request, whose context carries the caller.
+func (s *Server) StreamExists(ctx context.Context, name string) (bool, error) {
+	st, err := s.cfg.Archive.Index.StreamByName(ctx, s.account(ctx), name)
+	if errors.Is(err, archive.ErrNotFound) {
+		st, err = nil, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := s.authorizeStream(ctx, st, name); err != nil {
+		return false, err
+	}
+	return st != nil, nil
 }
 
 func authError(err error) *apierr.Error {

@@ -1,6 +1,7 @@
 package kvsapi
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -79,8 +80,12 @@ func (s *Server) createStream(c *call) (any, error) {
 	if err := errors.Join(checkDeviceName(in.DeviceName), checkMediaType(in.MediaType)); err != nil {
 		return nil, firstAPIError(err)
 	}
+	// The ARN to be: a policy may allow creating only some names.
+	if err := s.authorizeStream(c.ctx, nil, *in.StreamName); err != nil {
+		return nil, err
+	}
 	st := &stream.Stream{
-		Account: s.cfg.Account, Region: s.region(c), Name: *in.StreamName,
+		Account: s.account(c.ctx), Region: s.region(c), Name: *in.StreamName,
 		Version: newVersion(), Status: stream.StatusActive, Created: time.Now().Truncate(time.Millisecond),
 		StorageTier: "HOT",
 	}
@@ -117,6 +122,9 @@ func (s *Server) createStream(c *call) (any, error) {
 		return nil, apierr.InvalidArg("Tags must hold 1 to %d tags when given", maxTags)
 	}
 	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	if err := s.checkStreamQuota(c); err != nil {
 		return nil, err
 	}
 	err := s.cfg.Archive.Index.CreateStream(c.ctx, st, in.Tags)
@@ -163,11 +171,7 @@ func toStreamInfo(st *stream.Stream) streamInfo {
 }
 
 func (s *Server) describeStream(c *call) (any, error) {
-	var in streamRef
-	if err := c.decode(&in); err != nil {
-		return nil, err
-	}
-	st, err := s.resolve(c.ctx, in)
+	st, err := s.namedStream(c)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +226,7 @@ func (s *Server) listStreams(c *call) (any, error) {
 			prefix = *cond.ComparisonValue
 		}
 	}
-	list, err := s.cfg.Archive.Index.ListStreams(c.ctx, s.cfg.Account, prefix, after, int(limit)+1)
+	list, err := s.cfg.Archive.Index.ListStreams(c.ctx, s.account(c.ctx), prefix, after, int(limit)+1)
 	if err != nil {
 		return nil, apierr.Internal(err)
 	}
@@ -423,4 +427,37 @@ func (s *Server) publicURL(r *http.Request) string {
 		}
 	}
 	return scheme + "://" + host
+}
+
+// checkStreamQuota refuses a new stream to an account that has
+// MaxStreamsPerAccount live ones already: a tenant must not be able to fill
+// the server's index. Concurrent creations may overshoot by a few; it is a
+// quota, not an invariant.
+func (s *Server) checkStreamQuota(c *call) error {
+	max := s.cfg.MaxStreamsPerAccount
+	if max <= 0 {
+		return nil
+	}
+	n, err := countStreams(c.ctx, s.cfg.Archive.Index, s.account(c.ctx), max)
+	if err != nil {
+		return apierr.Internal(err)
+	}
+	if n >= max {
+		return apierr.New("AccountStreamLimitExceededException", "the account has %d streams, its limit", max)
+	}
+	return nil
+}
+
+// streamCounter is implemented by indexes that count an account's streams
+// without reading them (sqlindex); others are counted by listing, up to max.
+type streamCounter interface {
+	CountStreams(ctx context.Context, account string) (int, error)
+}
+
+func countStreams(ctx context.Context, idx archive.Index, account string, max int) (int, error) {
+	if sc, ok := idx.(streamCounter); ok {
+		return sc.CountStreams(ctx, account)
+	}
+	list, err := idx.ListStreams(ctx, account, "", "", max)
+	return len(list), err
 }

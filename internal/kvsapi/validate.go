@@ -6,6 +6,8 @@ import (
 	"errors"
 	"github.com/kinema/kinema/internal/apierr"
 	"regexp"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/kinema/kinema/internal/archive"
@@ -76,7 +78,9 @@ type streamRef struct {
 	StreamARN  *string `json:"StreamARN"`
 }
 
-// resolve finds the live stream a request names.
+// resolve finds the live stream a request names, in the caller's account,
+// and authorizes the request's action on it (see authz.go): every
+// operation on a stream goes through here.
 func (s *Server) resolve(ctx context.Context, ref streamRef) (*stream.Stream, error) {
 	if ref.StreamName == nil && ref.StreamARN == nil {
 		return nil, apierr.InvalidArg("either StreamName or StreamARN must be given")
@@ -102,18 +106,45 @@ func (s *Server) resolve(ctx context.Context, ref streamRef) (*stream.Stream, er
 		}
 		name = *ref.StreamName
 	}
-	if parts != nil && parts.Account != s.cfg.Account {
+	account := s.account(ctx)
+	if parts != nil && parts.Account != account {
+		// Another account's stream: authorized on its ARN as given (a
+		// policy may say Resource "*"), then not found, since streams are
+		// looked up only in the caller's own account.
+		if err := s.authorize(ctx, *ref.StreamARN, nil); err != nil {
+			return nil, err
+		}
 		return nil, apierr.NotFound("stream %s is not found", *ref.StreamARN)
 	}
-	st, err := s.cfg.Archive.Index.StreamByName(ctx, s.cfg.Account, name)
+	st, err := s.cfg.Archive.Index.StreamByName(ctx, account, name)
 	if errors.Is(err, archive.ErrNotFound) || (err == nil && parts != nil &&
 		(parts.CreatedMs != st.Created.UnixMilli() || parts.Region != st.Region)) {
+		if err := s.authorizeStream(ctx, nil, name); err != nil {
+			return nil, err
+		}
 		return nil, apierr.NotFound("The requested stream %s is not found or not active.", name)
 	}
 	if err != nil {
 		return nil, apierr.Internal(err)
 	}
+	if err := s.authorizeStream(ctx, st, name); err != nil {
+		return nil, err
+	}
+	if s.cfg.Limits != nil {
+		if err := s.cfg.Limits.Stream(st.ID, authzFrom(ctx).action); err != nil {
+			return nil, limitError(err)
+		}
+	}
 	return st, nil
+}
+
+// namedStream reads a body that only names a stream and resolves it.
+func (s *Server) namedStream(c *call) (*stream.Stream, error) {
+	var in streamRef
+	if err := c.decode(&in); err != nil {
+		return nil, err
+	}
+	return s.resolve(c.ctx, in)
 }
 
 // Pagination tokens are standard base64 of an opaque cursor, which satisfies
@@ -129,4 +160,34 @@ func decodeToken(field, tok string, max int) (string, error) {
 		return "", apierr.InvalidArg("%s is not a token this server issued", field)
 	}
 	return string(b), nil
+}
+
+// encodeCursor makes a NextToken of a tag naming the operation and cursor
+// version, and integers.
+func encodeCursor(tag string, v ...int64) string {
+	parts := []string{tag}
+	for _, n := range v {
+		parts = append(parts, strconv.FormatInt(n, 10))
+	}
+	return encodeToken(strings.Join(parts, ":"))
+}
+
+// decodeCursor reads a NextToken made by encodeCursor with the same tag and n integers.
+func decodeCursor(tok, tag string, n int) ([]int64, error) {
+	raw, err := decodeToken("NextToken", tok, 4096)
+	if err != nil {
+		return nil, err
+	}
+	bad := apierr.InvalidArg("NextToken is not a token this server issued")
+	f := strings.Split(raw, ":")
+	if len(f) != n+1 || f[0] != tag {
+		return nil, bad
+	}
+	out := make([]int64, n)
+	for i := range out {
+		if out[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
+			return nil, bad
+		}
+	}
+	return out, nil
 }

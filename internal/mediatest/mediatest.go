@@ -7,10 +7,16 @@
 package mediatest
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	_ "image/jpeg" // Frame and DecodeImage read what ffmpeg and Kinema write
+	_ "image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,4 +95,53 @@ func DecodeClean(t testing.TB, path string, args ...string) {
 	if err != nil || len(b) > 0 {
 		t.Errorf("ffmpeg decode of %s: %v\n%s", filepath.Base(path), err, b)
 	}
+}
+
+// Frame extracts frame n (in display order) of a video file with ffmpeg,
+// as a lossless image; vf, when given, is a filter applied after the
+// selection (a scale, say).
+func Frame(t testing.TB, path string, n int, vf ...string) image.Image {
+	t.Helper()
+	NeedTool(t, "ffmpeg")
+	filter := strings.Join(append([]string{"select=eq(n\\," + strconv.Itoa(n) + ")"}, vf...), ",")
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-vf", filter, "-frames:v", "1",
+		"-c:v", "png", "-f", "image2pipe", "-").Output()
+	if err != nil {
+		t.Fatalf("extracting frame %d of %s: %v", n, filepath.Base(path), err)
+	}
+	return DecodeImage(t, out)
+}
+
+// DecodeImage decodes a JPEG or PNG.
+func DecodeImage(t testing.TB, b []byte) image.Image {
+	t.Helper()
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("not an image (%d bytes): %v", len(b), err)
+	}
+	return img
+}
+
+// PSNR compares two images of the same size over their 8-bit RGB values,
+// in dB: +Inf when identical, 0 when the sizes differ.
+func PSNR(a, b image.Image) float64 {
+	ab, bb := a.Bounds(), b.Bounds()
+	if ab.Dx() != bb.Dx() || ab.Dy() != bb.Dy() {
+		return 0
+	}
+	var sum float64
+	for y := 0; y < ab.Dy(); y++ {
+		for x := 0; x < ab.Dx(); x++ {
+			r1, g1, b1, _ := a.At(ab.Min.X+x, ab.Min.Y+y).RGBA()
+			r2, g2, b2, _ := b.At(bb.Min.X+x, bb.Min.Y+y).RGBA()
+			for _, d := range [3]float64{float64(r1>>8) - float64(r2>>8), float64(g1>>8) - float64(g2>>8), float64(b1>>8) - float64(b2>>8)} {
+				sum += d * d
+			}
+		}
+	}
+	mse := sum / float64(3*ab.Dx()*ab.Dy())
+	if mse == 0 {
+		return math.Inf(1)
+	}
+	return 10 * math.Log10(255*255/mse)
 }

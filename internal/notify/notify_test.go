@@ -174,17 +174,6 @@ func TestMessageAndSignature(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	n := New(Config{MinBackoff: Duration(time.Second), MaxBackoff: Duration(30 * time.Second)}, Options{})
-	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 6: 30 * time.Second, 60: 30 * time.Second} {
-		for i := 0; i < 50; i++ {
-			if d := n.backoff(attempt); d < want/2 || d > want {
-				t.Fatalf("attempt %d: %v, want within [%v, %v]", attempt, d, want/2, want)
-			}
-		}
-	}
-}
-
 // FuzzParseTarget: a Uri is untrusted input. Parsing never panics, and a
 // destination it accepts is consistent and parses the same again.
 func FuzzParseTarget(f *testing.F) {

@@ -271,6 +271,21 @@ func deliveryDirectives(q map[string][]string) (msn int64, partIdx int, err erro
 var errHoldExpired = &apierr.Error{Type: "ServiceUnavailableException", Status: http.StatusServiceUnavailable,
 	Message: "the requested segment or part did not arrive in time"}
 
+// lowLatencySession is the session as its LL-HLS playlists see it: with
+// DiscontinuityMode ALWAYS, a discontinuity is marked only where the media
+// has one (as ON_DISCONTINUITY does). A discontinuity before every segment
+// cuts the parts of a live edge into separate timelines, and hls.js then
+// fails with "discontinuity sequence mismatch" at the first segment
+// boundary; the plain playlists of the same session keep ALWAYS.
+func lowLatencySession(s *Session) *Session {
+	if s.Discontinuity != DiscontinuityAlways {
+		return s
+	}
+	ll := *s
+	ll.Discontinuity = DiscontinuityOnGap
+	return &ll
+}
+
 // lowLatencyPlaylist answers a media playlist request of an LL-HLS session,
 // holding a blocking reload until its segment or part is there.
 func (p *Server) lowLatencyPlaylist(ctx context.Context, token string, s *Session, q map[string][]string, track uint64) ([]byte, error) {
@@ -281,6 +296,7 @@ func (p *Server) lowLatencyPlaylist(ctx context.Context, token string, s *Sessio
 	if track == 0 {
 		track = 1
 	}
+	s = lowLatencySession(s)
 	var w *window
 	var e *liveEdge
 	err = p.hold(ctx, s.StreamID, func() (bool, time.Duration, error) {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kinema/kinema/internal/media/fmp4"
+	"github.com/kinema/kinema/internal/stream"
 )
 
 // Part lengths: video takes the most frames that fit in the target and
@@ -53,5 +54,28 @@ func TestPartsOf(t *testing.T) {
 	}
 	if !open[0].independent || open[1].independent || open[0].ticks != 5*3600 {
 		t.Fatalf("first parts %+v", open)
+	}
+}
+
+// LL-HLS playlists of an ALWAYS session mark discontinuities where the
+// media has one only; the session itself, and other modes, are untouched.
+func TestLowLatencySession(t *testing.T) {
+	s := &Session{Discontinuity: DiscontinuityAlways}
+	ll := lowLatencySession(s)
+	if ll.Discontinuity != DiscontinuityOnGap || s.Discontinuity != DiscontinuityAlways {
+		t.Fatalf("LL %v, session %v", ll.Discontinuity, s.Discontinuity)
+	}
+	for _, d := range []Discontinuity{DiscontinuityNever, DiscontinuityOnGap} {
+		if got := lowLatencySession(&Session{Discontinuity: d}).Discontinuity; got != d {
+			t.Errorf("%v became %v", d, got)
+		}
+	}
+	prev := &stream.Fragment{ProducerMs: 1000, DurationMs: 1000, HeaderID: 1}
+	next := &stream.Fragment{ProducerMs: 2000, DurationMs: 1000, HeaderID: 1}
+	if ll.discontinuity(prev, next) || !s.discontinuity(prev, next) {
+		t.Fatal("contiguous fragments: LL marks a discontinuity or the plain playlist does not")
+	}
+	if gap := (&stream.Fragment{ProducerMs: 2500, HeaderID: 1}); !ll.discontinuity(prev, gap) {
+		t.Fatal("LL does not mark a gap")
 	}
 }

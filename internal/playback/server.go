@@ -28,9 +28,37 @@ type Server struct {
 	// PartTarget is the LL-HLS part duration; 0 means DefaultPartTarget.
 	PartTarget time.Duration
 
-	tracks memo.Map[int64, *trackSet] // by header id
-	parts  memo.Map[partsKey, []part] // LL-HLS parts of complete fragments
-	plans  planCache
+	tracks  memo.Map[int64, *trackSet] // by header id
+	parts   memo.Map[partsKey, []part] // LL-HLS parts of complete fragments
+	plans   planCache
+	streams memo.Map[int64, checkedStream]
+}
+
+// checkedStream is a session's stream as looked up at a time.
+type checkedStream struct {
+	st *stream.Stream
+	at time.Time
+}
+
+// streamRecheck is how long a session's stream, once found, is taken to
+// still exist: a player fetching a fragment every few hundred ms then costs
+// one index query a second instead of one per request, and a deleted
+// stream stops playing within this long.
+const streamRecheck = time.Second
+
+// sessionStream returns the session's stream, or an error if it was deleted
+// (or deleted and created again) since the session began.
+func (p *Server) sessionStream(ctx context.Context, s *Session) (*stream.Stream, *apierr.Error) {
+	now := p.now()
+	if c, ok := p.streams.Get(s.StreamID); ok && now.Sub(c.at) < streamRecheck && c.st.Created.UnixMilli() == s.StreamCreatedMs {
+		return c.st, nil
+	}
+	st, err := p.Archive.Index.StreamByID(ctx, s.StreamID)
+	if err != nil || st.Created.UnixMilli() != s.StreamCreatedMs {
+		return nil, apierr.NotFound("the session's stream no longer exists")
+	}
+	p.streams.Put(s.StreamID, checkedStream{st, now})
+	return st, nil
 }
 
 type trackSet struct {
@@ -69,9 +97,9 @@ func (p *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	st, err := p.Archive.Index.StreamByID(ctx, s.StreamID)
-	if err != nil || st.Created.UnixMilli() != s.StreamCreatedMs {
-		apierr.Write(w, apierr.NotFound("the session's stream no longer exists"))
+	st, gone := p.sessionStream(ctx, s)
+	if gone != nil {
+		apierr.Write(w, gone)
 		return
 	}
 	token := q.Get("SessionToken")

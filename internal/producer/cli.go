@@ -24,21 +24,71 @@ fragment by fragment. Exits 0 when every fragment was PERSISTED.
 flags:
 `
 
+// Connection is how a client command reaches a Kinema (or KVS) endpoint:
+// the flags every such command takes, with their environment defaults.
+type Connection struct {
+	Endpoint, Region     string
+	AccessKey, SecretKey string
+	SessionToken         string // $AWS_SESSION_TOKEN only
+	CAFile               string
+}
+
+// Register adds --endpoint, --region, --access-key, --secret-key and --ca-file.
+func (c *Connection) Register(fs *flag.FlagSet, env func(string) string) {
+	fs.StringVar(&c.Endpoint, "endpoint", firstNonEmpty(env("KINEMA_ENDPOINT"), DefaultEndpoint), "control-plane `URL` ($KINEMA_ENDPOINT)")
+	fs.StringVar(&c.Region, "region", firstNonEmpty(env("AWS_REGION"), env("AWS_DEFAULT_REGION"), DefaultRegion), "SigV4 region ($AWS_REGION, $AWS_DEFAULT_REGION)")
+	fs.StringVar(&c.AccessKey, "access-key", env("AWS_ACCESS_KEY_ID"), "access key id ($AWS_ACCESS_KEY_ID)")
+	fs.StringVar(&c.SecretKey, "secret-key", env("AWS_SECRET_ACCESS_KEY"), "secret access key ($AWS_SECRET_ACCESS_KEY)")
+	fs.StringVar(&c.CAFile, "ca-file", "", "trust this PEM CA `file` for https (e.g. the one kinema serve --tls made)")
+	c.SessionToken = env("AWS_SESSION_TOKEN")
+}
+
+// CheckCredentials says what to do when no key pair was given.
+func (c *Connection) CheckCredentials() error {
+	if c.AccessKey == "" || c.SecretKey == "" {
+		return errors.New("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or --access-key and " +
+			"--secret-key) to the key pair kinema serve printed at its first start (kept in DATA_DIR/credentials.json)")
+	}
+	return nil
+}
+
+// HTTPClient trusts CAFile on top of the system roots (nil: the default
+// client). No overall timeout: a PutMedia lasts as long as the media.
+func (c *Connection) HTTPClient() (*http.Client, error) {
+	if c.CAFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", c.CAFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}, nil
+}
+
 // putFlags are the command line of kinema put.
 type putFlags struct {
-	stream, endpoint, region     string
-	accessKey, secretKey, caFile string
-	create                       bool
-	retention                    int
-	realtime, fast, relative     bool
-	loop                         int
-	tags                         tagList
-	notify, images               bool
-	imagePrefix                  string
-	eventEvery                   int
-	noEoFR, quiet                bool
-	fragmentMs                   int64
-	timeout                      time.Duration
+	Connection
+	stream                   string
+	create                   bool
+	retention                int
+	realtime, fast, relative bool
+	loop                     int
+	tags                     tagList
+	notify, images           bool
+	imagePrefix              string
+	eventEvery               int
+	noEoFR, quiet            bool
+	fragmentMs               int64
+	timeout                  time.Duration
 }
 
 // tagList collects repeated --tag KEY=VALUE flags.
@@ -75,11 +125,7 @@ func parsePutFlags(args []string, stderr io.Writer, env func(string) string) (*p
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.stream, "stream", "", "stream `NAME` (required)")
-	fs.StringVar(&f.endpoint, "endpoint", firstNonEmpty(env("KINEMA_ENDPOINT"), DefaultEndpoint), "control-plane `URL` ($KINEMA_ENDPOINT)")
-	fs.StringVar(&f.region, "region", firstNonEmpty(env("AWS_REGION"), env("AWS_DEFAULT_REGION"), DefaultRegion), "SigV4 region ($AWS_REGION, $AWS_DEFAULT_REGION)")
-	fs.StringVar(&f.accessKey, "access-key", env("AWS_ACCESS_KEY_ID"), "access key id ($AWS_ACCESS_KEY_ID)")
-	fs.StringVar(&f.secretKey, "secret-key", env("AWS_SECRET_ACCESS_KEY"), "secret access key ($AWS_SECRET_ACCESS_KEY)")
-	fs.StringVar(&f.caFile, "ca-file", "", "trust this PEM CA `file` for https (e.g. the one kinema serve --tls made)")
+	f.Register(fs, env)
 	fs.BoolVar(&f.create, "create", false, "create the stream if it does not exist")
 	fs.IntVar(&f.retention, "retention-hours", 24, "retention of a stream made by --create (0: no archive)")
 	fs.BoolVar(&f.realtime, "realtime", true, "send each frame when its timestamp comes, as a live camera")
@@ -111,9 +157,8 @@ func parsePutFlags(args []string, stderr io.Writer, env func(string) string) (*p
 		return nil, "", errors.New("--stream is required")
 	case len(files) != 1:
 		return nil, "", fmt.Errorf("give exactly one FILE (got %d)", len(files))
-	case f.accessKey == "" || f.secretKey == "":
-		return nil, "", errors.New("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or --access-key and " +
-			"--secret-key) to the key pair kinema serve printed at its first start (kept in DATA_DIR/credentials.json)")
+	case f.CheckCredentials() != nil:
+		return nil, "", f.CheckCredentials()
 	case f.loop < 1 || f.eventEvery < 1 || f.retention < 0:
 		return nil, "", errors.New("--loop and --event-every must be at least 1, --retention-hours at least 0")
 	}
@@ -121,28 +166,6 @@ func parsePutFlags(args []string, stderr io.Writer, env func(string) string) (*p
 		f.images = true
 	}
 	return f, files[0], nil
-}
-
-// httpClient trusts caFile on top of the system roots. No overall timeout:
-// a PutMedia lasts as long as the media.
-func httpClient(caFile string) (*http.Client, error) {
-	if caFile == "" {
-		return nil, nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: tr}, nil
 }
 
 // fragmentTags puts the custom tags on every fragment and the event tags on
@@ -187,7 +210,7 @@ func RunPut(ctx context.Context, args []string, stdout, stderr io.Writer, env fu
 		fmt.Fprintf(stderr, "kinema put: %v\n", err)
 		return 1
 	}
-	client, err := httpClient(f.caFile)
+	client, err := f.HTTPClient()
 	if err != nil {
 		return fail(fmt.Errorf("--ca-file: %w", err))
 	}
@@ -210,11 +233,11 @@ func RunPut(ctx context.Context, args []string, stdout, stderr io.Writer, env fu
 		if f.loop > 1 {
 			times = fmt.Sprintf(" x %d", f.loop)
 		}
-		fmt.Fprintf(stdout, "%s: %s, %d fragments%s -> stream %s at %s\n", file, describeMedia(m), len(plans), times, f.stream, f.endpoint)
+		fmt.Fprintf(stdout, "%s: %s, %d fragments%s -> stream %s at %s\n", file, describeMedia(m), len(plans), times, f.stream, f.Endpoint)
 	}
 	cfg := Config{
-		Endpoint: f.endpoint, Region: f.region, StreamName: f.stream,
-		AccessKeyID: f.accessKey, SecretAccessKey: f.secretKey, SessionToken: env("AWS_SESSION_TOKEN"),
+		Endpoint: f.Endpoint, Region: f.Region, StreamName: f.stream,
+		AccessKeyID: f.AccessKey, SecretAccessKey: f.SecretKey, SessionToken: f.SessionToken,
 		CreateStream: f.create, RetentionHours: f.retention, HTTPClient: client,
 		Realtime: f.realtime && !f.fast, Loop: f.loop, NoEndOfFragmentTags: f.noEoFR,
 		FragmentTags: f.fragmentTags(), AckTimeout: f.timeout,

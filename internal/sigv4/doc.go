@@ -10,6 +10,9 @@
 //
 // Both forms of SigV4 are accepted: the Authorization header, and presigned
 // URLs (X-Amz-Algorithm, X-Amz-Credential, ... in the query string).
+// Temporary credentials are supported through SessionCredentials: the
+// secret of a request carrying X-Amz-Security-Token is looked up with the
+// token, and an expired one is ExpiredTokenException.
 //
 // The canonical request is rebuilt from what the client listed in
 // SignedHeaders, which means undoing what net/http did to the request on the

@@ -9,14 +9,15 @@ import (
 // The cache stays within its bound under concurrent use and always returns
 // the key deriveKey would.
 func TestKeyCacheBoundedAndConcurrent(t *testing.T) {
-	var c keyCache
+	const limit = 256
+	c := keyCache{limit: limit}
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range 3 * maxCachedKeys {
-				region := fmt.Sprintf("region-%d", (i*7+g)%(2*maxCachedKeys))
+			for i := range 3 * limit {
+				region := fmt.Sprintf("region-%d", (i*7+g)%(2*limit))
 				got := c.signingKey("secret", "20261121", region, "kinesisvideo")
 				if got != deriveKey("secret", "20261121", region, "kinesisvideo") {
 					t.Errorf("wrong key for %s", region)
@@ -26,8 +27,8 @@ func TestKeyCacheBoundedAndConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := len(c.m); n > maxCachedKeys {
-		t.Fatalf("cache holds %d keys, bound is %d", n, maxCachedKeys)
+	if n := len(c.m); n > limit {
+		t.Fatalf("cache holds %d keys, bound is %d", n, limit)
 	}
 	// A rotated secret for the same scope gets its own key.
 	if c.signingKey("secret", "20261121", "r", "s") == c.signingKey("other", "20261121", "r", "s") {

@@ -44,11 +44,27 @@ const (
 	CodeInvalidSignature = "InvalidSignatureException"
 	// CodeUnrecognizedClient: the access key id is unknown.
 	CodeUnrecognizedClient = "UnrecognizedClientException"
+	// CodeExpiredToken: temporary credentials whose session token has
+	// expired.
+	CodeExpiredToken = "ExpiredTokenException"
 )
 
 // ErrUnknownKey is returned (or wrapped) by a Credentials implementation for
 // an access key id it does not know.
 var ErrUnknownKey = errors.New("sigv4: unknown access key id")
+
+// ErrExpiredToken is returned (or wrapped) by a SessionCredentials
+// implementation for a session token that has expired.
+var ErrExpiredToken = errors.New("sigv4: the security token has expired")
+
+// SessionCredentials is implemented by Credentials that also issue
+// temporary credentials: for a request carrying X-Amz-Security-Token, the
+// secret is looked up with the token, since temporary keys may be known
+// only through it. It returns ErrUnknownKey or ErrExpiredToken (or wraps
+// them) when it refuses the pair.
+type SessionCredentials interface {
+	SessionSecretFor(ctx context.Context, accessKeyID, sessionToken string) (secret string, err error)
+}
 
 // Credentials resolves an access key id to its secret. It returns
 // ErrUnknownKey (or wraps it) for keys it does not know. Any other error is
@@ -165,8 +181,15 @@ func (v *Verifier) Verify(r *http.Request, body []byte, streaming bool) (Identit
 	if v.Credentials == nil {
 		return Identity{}, errors.New("sigv4: Verifier.Credentials is not set")
 	}
-	secret, err := v.Credentials.SecretFor(r.Context(), p.accessKeyID)
+	var secret string
+	if sc, ok := v.Credentials.(SessionCredentials); ok && p.sessionToken != "" {
+		secret, err = sc.SessionSecretFor(r.Context(), p.accessKeyID, p.sessionToken)
+	} else {
+		secret, err = v.Credentials.SecretFor(r.Context(), p.accessKeyID)
+	}
 	switch {
+	case errors.Is(err, ErrExpiredToken):
+		return Identity{}, authErr(CodeExpiredToken, "The security token included in the request is expired")
 	case errors.Is(err, ErrUnknownKey):
 		return Identity{}, authErr(CodeUnrecognizedClient, "The security token included in the request is invalid.")
 	case err != nil:

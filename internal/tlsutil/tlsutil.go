@@ -306,31 +306,13 @@ func newCA(dir string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, err
 
 // issueServer creates, saves and returns a server certificate signed by ca.
 func issueServer(dir string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, ips []net.IP, names []string, now time.Time) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("tlsutil: %w", err)
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	notAfter := now.Add(serverValidity)
-	if notAfter.After(ca.NotAfter) {
-		// A certificate outliving its issuer would be rejected anyway.
-		notAfter = ca.NotAfter
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{Organization: []string{"Kinema"}, CommonName: names[0]},
-		NotBefore:    now.Add(-backdate),
-		NotAfter:     notAfter,
-		// ECDSA keys sign; they are never used for key encipherment.
-		KeyUsage:    x509.KeyUsageDigitalSignature,
+		Subject:     pkix.Name{Organization: []string{"Kinema"}, CommonName: names[0]},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses: ips,
 		DNSNames:    names,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, key, err := signLeaf(ca, caKey, tmpl, now, serverValidity)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("tlsutil: issuing server certificate: %w", err)
 	}
@@ -347,6 +329,115 @@ func issueServer(dir string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, ips 
 	// Only the leaf is sent: clients are given ca.pem as a root, and a
 	// root in the chain is ignored at best.
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// signLeaf makes a P-256 key and a leaf certificate for it from tmpl
+// (subject, extended key usages, names), signed by ca, valid from a little
+// before now for validity but never past the CA.
+func signLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, tmpl *x509.Certificate, now time.Time, validity time.Duration) ([]byte, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tmpl.SerialNumber, err = randomSerial(); err != nil {
+		return nil, nil, err
+	}
+	tmpl.NotBefore = now.Add(-backdate)
+	tmpl.NotAfter = now.Add(validity)
+	if tmpl.NotAfter.After(ca.NotAfter) {
+		// A certificate outliving its issuer would be rejected anyway.
+		tmpl.NotAfter = ca.NotAfter
+	}
+	// ECDSA keys sign; they are never used for key encipherment.
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	return der, key, err
+}
+
+// CA is the Kinema CA kept in a directory (ca.pem, ca-key.pem): the one
+// that signs SelfSigned's server certificate, and, for the device
+// credentials endpoint, device and endpoint certificates. One CA file then
+// lets a camera trust every Kinema endpoint.
+type CA struct {
+	Cert *x509.Certificate
+	// Path is the absolute path of ca.pem.
+	Path string
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+// OpenCA loads the CA in dir, creating it when there is none usable, by
+// the rules of SelfSigned.
+func OpenCA(dir string) (*CA, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("tlsutil: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("tlsutil: %w", err)
+	}
+	now := time.Now()
+	cert, key, err := loadCA(dir, now)
+	if err != nil {
+		return nil, err
+	}
+	if cert == nil {
+		if cert, key, err = newCA(dir, now); err != nil {
+			return nil, err
+		}
+	}
+	return &CA{Cert: cert, Path: filepath.Join(dir, CAFile), key: key, pem: pemBlock("CERTIFICATE", cert.Raw)}, nil
+}
+
+// PEM is the CA certificate, PEM-encoded.
+func (ca *CA) PEM() []byte { return ca.pem }
+
+// IssueClient makes a key pair and a client certificate (extended key usage
+// client authentication) for commonName, valid for validity; PEM-encoded,
+// the key as PKCS #8.
+func (ca *CA) IssueClient(commonName string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{Organization: []string{"Kinema device"}, CommonName: commonName},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, key, err := signLeaf(ca.Cert, ca.key, tmpl, time.Now(), validity)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tlsutil: issuing client certificate: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tlsutil: %w", err)
+	}
+	return pemBlock("CERTIFICATE", der), pemBlock("PRIVATE KEY", kder), nil
+}
+
+// ServerCertificate issues a server certificate for hosts (kept in memory
+// only: it is made again at every start), covering 127.0.0.1, ::1 and
+// localhost too.
+func (ca *CA) ServerCertificate(hosts []string) (tls.Certificate, error) {
+	ips, names, err := parseHosts(hosts)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{Organization: []string{"Kinema"}, CommonName: names[0]},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: ips,
+		DNSNames:    names,
+	}
+	der, key, err := signLeaf(ca.Cert, ca.key, tmpl, time.Now(), serverValidity)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("tlsutil: issuing server certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// VerifyClient checks that cert is a client certificate issued by the CA.
+func (ca *CA) VerifyClient(cert *x509.Certificate) error {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	_, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err
 }
 
 func randomSerial() (*big.Int, error) {

@@ -35,11 +35,13 @@
 // could not run (harnessError says why).
 //
 // behindMs (hls.js only, null otherwise) is the median, over the polls
-// after the first second played, of how far the playhead's date
-// (hls.playingDate, from EXT-X-PROGRAM-DATE-TIME) is behind the wall clock:
-// for a live camera stamped with its capture time, how far behind the
-// camera the viewer is. partsLoaded counts LL-HLS partial segments hls.js
-// loaded.
+// after the first second played, of how far the playhead's date is behind
+// the wall clock: for a live camera stamped with its capture time, how far
+// behind the camera the viewer is. The date is hls.playingDate (from
+// EXT-X-PROGRAM-DATE-TIME) or, in a playlist without dates, the media
+// timestamp under the playhead (currentTime plus the initPTS hls.js
+// reports), which for Kinema's fMP4 is the producer time since the epoch.
+// partsLoaded counts LL-HLS partial segments hls.js loaded.
 //
 // dash.js is pointed at the page server's /utc for the time when a live MPD
 // has no UTCTiming element (its default, time.akamai.com, is unreachable
@@ -195,6 +197,7 @@ function pageMain(cfg) {
       if (!st.levelSeen) { st.levelSeen = true; ev('hls:levelLoaded', { live: d.details.live, fragments: d.details.fragments.length, targetduration: d.details.targetduration }); }
     });
     hls.on(Hls.Events.FRAG_LOADED, (_e, d) => { if (d.part) st.partsLoaded = (st.partsLoaded || 0) + 1; });
+    hls.on(Hls.Events.INIT_PTS_FOUND, (_e, d) => { if (d.id === 'main') st.ptsOffset = d.initPTS / d.timescale; });
     hls.on(Hls.Events.FRAG_BUFFERED, (_e, d) => {
       st.fragsBuffered = (st.fragsBuffered || 0) + 1;
       if (st.fragsBuffered === 1) ev('hls:firstFragBuffered', { sn: d.frag.sn, type: d.frag.type });
@@ -382,7 +385,8 @@ async function main() {
           videoHeight: v ? v.videoHeight : 0,
           decodedFrames: q ? q.totalVideoFrames : 0,
           droppedFrames: q ? q.droppedVideoFrames : 0,
-          behindMs: window.__player && window.__player.playingDate ? Date.now() - window.__player.playingDate.getTime() : null,
+          behindMs: window.__player && window.__player.playingDate ? Date.now() - window.__player.playingDate.getTime()
+            : st.ptsOffset != null && v ? Date.now() - (v.currentTime + st.ptsOffset) * 1000 : null,
           st,
         };
       });

@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) archive.Index) {
 		{"SampleTables", testSampleTables},
 		{"FragmentNumbers", testFragmentNumbers},
 		{"ExpiryAndReclaim", testExpiry},
+		{"FragmentAtOrBefore", testFragmentAtOrBefore},
+		{"ImageGenerationConfig", testImageGenerationConfig},
 		{"Outbox", testOutbox},
 		{"OutboxRedriveAndPrune", testOutboxRedrive},
 		{"NotificationConfig", testNotificationConfig},
@@ -265,6 +267,88 @@ func testExpiry(t *testing.T, x archive.Index) {
 	}
 	if r, _ := x.RetentionStreams(ctx); r[s.ID] != 1 {
 		t.Fatalf("retention map %v", r)
+	}
+}
+
+func testFragmentAtOrBefore(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	other := newStream(t, x, "other", 1)
+	seg, _ := x.NewSegment(ctx)
+	// Server and producer clocks disagree on the order; two share server time 3000.
+	fr := commit(t, x, s, seg, [2]int64{1000, 5000}, [2]int64{2000, 4000}, [2]int64{3000, 3000}, [2]int64{3000, 2000})
+	commit(t, x, other, seg, [2]int64{2500, 2500})
+	for _, c := range []struct {
+		kind archive.TimestampKind
+		ms   int64
+		want int // index into fr, -1 for none
+	}{
+		{archive.ServerTimestamp, 999, -1},
+		{archive.ServerTimestamp, 1000, 0},
+		{archive.ServerTimestamp, 2999, 1},
+		{archive.ServerTimestamp, 3000, 3}, // the tie goes to the higher number
+		{archive.ServerTimestamp, 1 << 50, 3},
+		{archive.ProducerTimestamp, 1999, -1},
+		{archive.ProducerTimestamp, 2500, 3},
+		{archive.ProducerTimestamp, 4999, 1},
+		{archive.ProducerTimestamp, 5000, 0},
+	} {
+		f, err := x.FragmentAtOrBefore(ctx, s.ID, c.kind, c.ms)
+		if c.want < 0 {
+			if !errors.Is(err, archive.ErrNotFound) {
+				t.Errorf("kind %d at %d: %+v %v, want not found", c.kind, c.ms, f, err)
+			}
+			continue
+		}
+		if err != nil || f.Number != fr[c.want].Number || f.Location != fr[c.want].Location {
+			t.Errorf("kind %d at %d: %+v %v, want fragment %d", c.kind, c.ms, f, err, c.want)
+		}
+	}
+}
+
+func testImageGenerationConfig(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	other := newStream(t, x, "other", 1)
+	if _, err := x.ImageGenerationConfig(ctx, s.ID); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("a new stream has a configuration: %v", err)
+	}
+	c := stream.ImageGenerationConfig{Status: "ENABLED", ImageSelectorType: "PRODUCER_TIMESTAMP", DestinationURI: "s3://b/p",
+		DestinationRegion: "us-east-1", SamplingIntervalMs: 3000, Format: "JPEG", JPEGQuality: 90, WidthPixels: 640}
+	if err := x.SetImageGenerationConfig(ctx, s.ID, &c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := x.ImageGenerationConfig(ctx, s.ID); err != nil || *got != c {
+		t.Fatalf("stored %+v, read back %+v %v", c, got, err)
+	}
+	if _, err := x.ImageGenerationConfig(ctx, other.ID); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("another stream sees the configuration: %v", err)
+	}
+	c2 := stream.ImageGenerationConfig{Status: "DISABLED", ImageSelectorType: "SERVER_TIMESTAMP", DestinationURI: "file:///x",
+		DestinationRegion: "eu-west-1", SamplingIntervalMs: 200, Format: "PNG", HeightPixels: 2160}
+	if err := x.SetImageGenerationConfig(ctx, s.ID, &c2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := x.ImageGenerationConfig(ctx, s.ID); err != nil || *got != c2 {
+		t.Fatalf("replaced by %+v, read back %+v %v", c2, got, err)
+	}
+	if err := x.SetImageGenerationConfig(ctx, s.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.ImageGenerationConfig(ctx, s.ID); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("after deleting: %v", err)
+	}
+	if err := x.SetImageGenerationConfig(ctx, s.ID, nil); err != nil {
+		t.Fatalf("deleting an absent configuration: %v", err)
+	}
+	// A deleted stream loses its configuration and takes no new one.
+	x.SetImageGenerationConfig(ctx, other.ID, &c)
+	if err := x.DeleteStream(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.ImageGenerationConfig(ctx, other.ID); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("a deleted stream's configuration: %v", err)
+	}
+	if err := x.SetImageGenerationConfig(ctx, other.ID, &c); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("configuring a deleted stream: %v", err)
 	}
 }
 

@@ -8,10 +8,8 @@ package localfs
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -22,15 +20,13 @@ import (
 	"syscall"
 
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/archive/segrec"
 	"github.com/kinema/kinema/internal/stream"
 )
 
-// RecordHeaderSize is the size of the header before each fragment's bytes.
-const RecordHeaderSize = 32
-
-var recordMagic = [4]byte{'K', 'F', 'R', '1'}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// RecordHeaderSize is the size of the header before each fragment's bytes
+// (the record format is segrec's, shared with the other stores).
+const RecordHeaderSize = segrec.HeaderSize
 
 // Store implements archive.Media under one directory.
 type Store struct {
@@ -110,13 +106,8 @@ func (s *Store) Append(ctx context.Context, segmentID int64, recs []archive.Reco
 	}
 	off := fi.Size()
 	locs := make([]stream.Location, len(recs))
-	var hdr [RecordHeaderSize]byte
 	for i, r := range recs {
-		copy(hdr[0:4], recordMagic[:])
-		binary.BigEndian.PutUint64(hdr[4:12], uint64(r.StreamID))
-		binary.BigEndian.PutUint64(hdr[12:20], uint64(r.Number))
-		binary.BigEndian.PutUint32(hdr[20:24], uint32(len(r.Data)))
-		binary.BigEndian.PutUint32(hdr[24:28], crc32.Checksum(r.Data, castagnoli))
+		hdr := segrec.Header(r)
 		if _, err := f.Write(hdr[:]); err != nil {
 			return nil, 0, err
 		}
@@ -155,10 +146,13 @@ func (s *Store) reader(id int64) (*os.File, error) {
 }
 
 // ErrCorrupt is returned when stored bytes fail their checksum.
-var ErrCorrupt = errors.New("fragment bytes fail their checksum")
+var ErrCorrupt = segrec.ErrCorrupt
 
 // ReadAt reads one fragment's bytes and checks them against the record header.
 func (s *Store) ReadAt(ctx context.Context, loc stream.Location) ([]byte, error) {
+	if err := segrec.CheckLocation(loc); err != nil {
+		return nil, err
+	}
 	f, err := s.reader(loc.SegmentID)
 	if err != nil {
 		return nil, err
@@ -170,12 +164,7 @@ func (s *Store) ReadAt(ctx context.Context, loc stream.Location) ([]byte, error)
 		}
 		return nil, err
 	}
-	hdr, data := buf[:RecordHeaderSize], buf[RecordHeaderSize:]
-	if [4]byte(hdr[0:4]) != recordMagic || int64(binary.BigEndian.Uint32(hdr[20:24])) != loc.Length ||
-		binary.BigEndian.Uint32(hdr[24:28]) != crc32.Checksum(data, castagnoli) {
-		return nil, ErrCorrupt
-	}
-	return data, nil
+	return segrec.Check(buf, loc.Length)
 }
 
 // Free punches holes over the records of the given data ranges.
@@ -194,9 +183,8 @@ func (s *Store) Free(ctx context.Context, segmentID int64, ranges [][2]int64) er
 		return err
 	}
 	defer f.Close()
-	sort.Slice(ranges, func(i, j int) bool { return ranges[i][0] < ranges[j][0] })
 	const punchHole, keepSize = 0x02, 0x01
-	for _, r := range mergeRanges(ranges) {
+	for _, r := range segrec.RecordSpans(ranges) {
 		err := syscall.Fallocate(int(f.Fd()), punchHole|keepSize, r[0], r[1]-r[0])
 		if errors.Is(err, syscall.EOPNOTSUPP) {
 			s.mu.Lock()
@@ -209,21 +197,6 @@ func (s *Store) Free(ctx context.Context, segmentID int64, ranges [][2]int64) er
 		}
 	}
 	return nil
-}
-
-// mergeRanges turns sorted (data offset, length) pairs into [start, end)
-// record spans, joining neighbours so one syscall frees a run of fragments.
-func mergeRanges(ranges [][2]int64) [][2]int64 {
-	var out [][2]int64
-	for _, r := range ranges {
-		start, end := r[0]-RecordHeaderSize, r[0]+r[1]
-		if n := len(out); n > 0 && out[n-1][1] >= start {
-			out[n-1][1] = max(out[n-1][1], end)
-			continue
-		}
-		out = append(out, [2]int64{start, end})
-	}
-	return out
 }
 
 // Truncate cuts a segment back to size and makes that durable.
@@ -310,6 +283,12 @@ func DiskUsage(dir string) (int64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// Ping checks that the segment directory is there (readiness).
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := os.Stat(s.dir)
+	return err
 }
 
 // Close closes every open file.

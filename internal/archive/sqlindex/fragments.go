@@ -8,57 +8,13 @@ import (
 	"time"
 
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/archive/sqlrows"
 	"github.com/kinema/kinema/internal/stream"
 )
 
-const fragmentCols = `id, stream_id, producer_ms, server_ms, duration_ms, header_id, segment_id, offset, size_bytes, tags`
-
-func scanFragment(row scanner) (*stream.Fragment, error) {
-	return scanFragmentCols(row)
-}
-
-// scanFragmentWithTable scans fragmentCols followed by the sample table.
-func scanFragmentWithTable(row scanner) (*stream.Fragment, error) {
-	var table []byte
-	f, err := scanFragmentCols(row, &table)
-	if err == nil {
-		f.SampleTable = table
-	}
-	return f, err
-}
-
-// briefCols are the columns of a FragmentQuery.Brief.
-const briefCols = `id, stream_id, producer_ms, server_ms, duration_ms, header_id, size_bytes`
-
-func scanBriefFragment(row scanner) (*stream.Fragment, error) {
-	var f stream.Fragment
-	if err := row.Scan(&f.Number, &f.StreamID, &f.ProducerMs, &f.ServerMs, &f.DurationMs, &f.HeaderID, &f.SizeBytes); err != nil {
-		return nil, err
-	}
-	return &f, nil
-}
-
-func scanFragmentCols(row scanner, extra ...any) (*stream.Fragment, error) {
-	var f stream.Fragment
-	var tags []byte
-	err := row.Scan(append([]any{&f.Number, &f.StreamID, &f.ProducerMs, &f.ServerMs, &f.DurationMs, &f.HeaderID,
-		&f.Location.SegmentID, &f.Location.Offset, &f.SizeBytes, &tags}, extra...)...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, archive.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	f.Location.Length = f.SizeBytes
-	if f.Tags, err = decodeTags(tags); err != nil {
-		return nil, err
-	}
-	return &f, nil
-}
-
 func (x *Index) queryFragments(ctx context.Context, q string, args ...any) ([]stream.Fragment, error) {
 	rows, err := x.query(ctx, q, args...)
-	return collect(rows, err, scanFragment)
+	return sqlrows.Collect(rows, err, sqlrows.Fragment)
 }
 
 // NewSegment registers a new, empty segment.
@@ -91,7 +47,7 @@ func (x *Index) Segments(ctx context.Context) ([]archive.SegmentInfo, error) {
 // CommitFragments records a durable batch.
 func (x *Index) CommitFragments(ctx context.Context, segmentID, end int64, frags []stream.Fragment) error {
 	return x.tx(ctx, func(tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO fragments (`+fragmentCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)`)
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO fragments (`+sqlrows.FragmentCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return err
 		}
@@ -107,7 +63,7 @@ func (x *Index) CommitFragments(ctx context.Context, segmentID, end int64, frags
 		}()
 		now := time.Now().UnixMilli()
 		for _, f := range frags {
-			tags := encodeTags(f.Tags)
+			tags := sqlrows.EncodeTags(f.Tags)
 			if _, err := ins.ExecContext(ctx, int64(f.Number), f.StreamID, f.ProducerMs, f.ServerMs, f.DurationMs,
 				f.HeaderID, segmentID, f.Location.Offset, f.SizeBytes, tags); err != nil {
 				return err
@@ -158,20 +114,17 @@ func (x *Index) ReserveFragmentNumbers(ctx context.Context, n int64) (stream.Fra
 
 // Fragment finds one fragment of a live stream.
 func (x *Index) Fragment(ctx context.Context, streamID int64, n stream.FragmentNumber) (*stream.Fragment, error) {
-	return scanFragment(x.queryRow(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE id = ? AND stream_id = ?`, int64(n), streamID))
+	return sqlrows.Fragment(x.queryRow(ctx, `SELECT `+sqlrows.FragmentCols+` FROM fragments WHERE id = ? AND stream_id = ?`, int64(n), streamID))
 }
 
 // Fragments runs a time-range query.
 func (x *Index) Fragments(ctx context.Context, q archive.FragmentQuery) ([]stream.Fragment, error) {
-	col := "server_ms"
-	if q.Kind == archive.ProducerTimestamp {
-		col = "producer_ms"
-	}
+	col := sqlrows.TimeColumn(q.Kind)
 	var sb strings.Builder
 	if q.Brief {
-		sb.WriteString(`SELECT ` + briefCols)
+		sb.WriteString(`SELECT ` + sqlrows.BriefCols)
 	} else {
-		sb.WriteString(`SELECT ` + fragmentCols)
+		sb.WriteString(`SELECT ` + sqlrows.FragmentCols)
 	}
 	if q.SampleTables {
 		sb.WriteString(`, (SELECT data FROM sample_tables t WHERE t.id = fragments.id)`)
@@ -184,28 +137,23 @@ func (x *Index) Fragments(ctx context.Context, q archive.FragmentQuery) ([]strea
 	}
 	sb.WriteString(` ORDER BY ` + col + `, id LIMIT ?`)
 	args = append(args, q.Limit)
-	scan := scanFragment
-	switch {
-	case q.Brief && q.SampleTables:
-		return nil, errors.New("sqlindex: a Brief query cannot ask for sample tables")
-	case q.Brief:
-		scan = scanBriefFragment
-	case q.SampleTables:
-		scan = scanFragmentWithTable
+	scan, err := sqlrows.FragmentQueryScan(q)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := x.query(ctx, sb.String(), args...)
-	return collect(rows, err, scan)
+	return sqlrows.Collect(rows, err, scan)
 }
 
 // FragmentsAfter returns fragments numbered above n, in number order.
 func (x *Index) FragmentsAfter(ctx context.Context, streamID int64, n stream.FragmentNumber, limit int) ([]stream.Fragment, error) {
-	return x.queryFragments(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? AND id > ? ORDER BY id LIMIT ?`,
+	return x.queryFragments(ctx, `SELECT `+sqlrows.FragmentCols+` FROM fragments WHERE stream_id = ? AND id > ? ORDER BY id LIMIT ?`,
 		streamID, int64(n), limit)
 }
 
 // LatestFragments returns the newest n fragments, oldest first.
 func (x *Index) LatestFragments(ctx context.Context, streamID int64, n int) ([]stream.Fragment, error) {
-	fs, err := x.queryFragments(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id DESC LIMIT ?`, streamID, n)
+	fs, err := x.queryFragments(ctx, `SELECT `+sqlrows.FragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id DESC LIMIT ?`, streamID, n)
 	for i, j := 0, len(fs)-1; i < j; i, j = i+1, j-1 {
 		fs[i], fs[j] = fs[j], fs[i]
 	}
@@ -214,10 +162,7 @@ func (x *Index) LatestFragments(ctx context.Context, streamID int64, n int) ([]s
 
 // CountFragments counts fragments starting in [fromMs, beforeMs) on a clock.
 func (x *Index) CountFragments(ctx context.Context, streamID int64, kind archive.TimestampKind, fromMs, beforeMs int64, before stream.FragmentNumber) (int64, error) {
-	col := "server_ms"
-	if kind == archive.ProducerTimestamp {
-		col = "producer_ms"
-	}
+	col := sqlrows.TimeColumn(kind)
 	var n int64
 	err := x.queryRow(ctx, `SELECT count(*) FROM fragments WHERE stream_id = ? AND `+col+` >= ? AND `+col+` <= ?
 		AND (`+col+` < ? OR id < ?)`, streamID, fromMs, beforeMs, beforeMs, int64(before)).Scan(&n)
@@ -226,7 +171,14 @@ func (x *Index) CountFragments(ctx context.Context, streamID int64, kind archive
 
 // LatestFragment is the stream's last fragment in number order.
 func (x *Index) LatestFragment(ctx context.Context, streamID int64) (*stream.Fragment, error) {
-	return scanFragment(x.queryRow(ctx, `SELECT `+fragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id DESC LIMIT 1`, streamID))
+	return sqlrows.Fragment(x.queryRow(ctx, `SELECT `+sqlrows.FragmentCols+` FROM fragments WHERE stream_id = ? ORDER BY id DESC LIMIT 1`, streamID))
+}
+
+// FragmentAtOrBefore returns the fragment starting last at or before ms.
+func (x *Index) FragmentAtOrBefore(ctx context.Context, streamID int64, kind archive.TimestampKind, ms int64) (*stream.Fragment, error) {
+	col := sqlrows.TimeColumn(kind)
+	return sqlrows.Fragment(x.r.QueryRowContext(ctx, `SELECT `+sqlrows.FragmentCols+` FROM fragments WHERE stream_id = ? AND `+col+` <= ?
+		ORDER BY `+col+` DESC, id DESC LIMIT 1`, streamID, ms))
 }
 
 // ExpireFragments deletes old fragments and queues their bytes for reclaim,
@@ -276,20 +228,7 @@ func (x *Index) ExpireFragments(ctx context.Context, streamID int64, serverBefor
 // RetentionStreams maps each live stream to its retention in hours.
 func (x *Index) RetentionStreams(ctx context.Context) (map[int64]int, error) {
 	rows, err := x.query(ctx, `SELECT id, retention_hours FROM streams WHERE deleted = 0`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[int64]int{}
-	for rows.Next() {
-		var id int64
-		var h int
-		if err := rows.Scan(&id, &h); err != nil {
-			return nil, err
-		}
-		out[id] = h
-	}
-	return out, rows.Err()
+	return sqlrows.CollectMap[int64, int](rows, err)
 }
 
 // DeletedStreams lists streams whose purge is pending.

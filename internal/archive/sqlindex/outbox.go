@@ -3,48 +3,26 @@ package sqlindex
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"strings"
 	"time"
 
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/archive/sqlrows"
 )
 
 const insertOutbox = `INSERT INTO outbox (kind, stream_id, fragment, producer_ms, server_ms, tags, created_ms, next_ms)
 	VALUES (?,?,?,?,?,?,?,?)`
 
-const outboxCols = `id, kind, stream_id, fragment, producer_ms, server_ms, tags, created_ms, state, attempts, next_ms,
-	last_error, last_attempt_ms, done_ms, destination`
-
-func scanOutbox(row scanner) (*archive.OutboxEntry, error) {
-	var e archive.OutboxEntry
-	var kind, state string
-	var tags []byte
-	err := row.Scan(&e.ID, &kind, &e.StreamID, &e.Fragment, &e.ProducerMs, &e.ServerMs, &tags, &e.CreatedMs, &state,
-		&e.Attempts, &e.NextMs, &e.LastError, &e.LastAttemptMs, &e.DoneMs, &e.Destination)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, archive.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	e.Kind, e.State = archive.TriggerKind(kind), archive.OutboxState(state)
-	if e.Tags, err = decodeTags(tags); err != nil {
-		return nil, err
-	}
-	return &e, nil
-}
-
 func queryOutbox(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, query string, args ...any) ([]archive.OutboxEntry, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
-	return collect(rows, err, scanOutbox)
+	return sqlrows.Collect(rows, err, sqlrows.Outbox)
 }
 
 // PendingOutbox returns pending entries of a kind after an id.
 func (x *Index) PendingOutbox(ctx context.Context, kind archive.TriggerKind, afterID int64, limit int) ([]archive.OutboxEntry, error) {
-	return queryOutbox(ctx, x.r, `SELECT `+outboxCols+` FROM outbox INDEXED BY outbox_pending
+	return queryOutbox(ctx, x.r, `SELECT `+sqlrows.OutboxCols+` FROM outbox INDEXED BY outbox_pending
 		WHERE kind = ? AND state = 'PENDING' AND id > ? ORDER BY id LIMIT ?`, string(kind), afterID, limit)
 }
 
@@ -74,7 +52,7 @@ func (x *Index) UpdateOutbox(ctx context.Context, updates []archive.OutboxUpdate
 func (x *Index) OutboxEntries(ctx context.Context, q archive.OutboxQuery) ([]archive.OutboxEntry, error) {
 	var sb strings.Builder
 	var args []any
-	sb.WriteString(`SELECT ` + outboxCols + ` FROM outbox WHERE server_ms BETWEEN ? AND ?`)
+	sb.WriteString(`SELECT ` + sqlrows.OutboxCols + ` FROM outbox WHERE server_ms BETWEEN ? AND ?`)
 	args = append(args, q.StartMs, q.EndMs)
 	if q.StreamID != 0 {
 		sb.WriteString(` AND stream_id = ?`)
@@ -99,7 +77,7 @@ func (x *Index) OutboxEntries(ctx context.Context, q archive.OutboxQuery) ([]arc
 
 // OutboxEntry returns one entry.
 func (x *Index) OutboxEntry(ctx context.Context, id int64) (*archive.OutboxEntry, error) {
-	return scanOutbox(x.r.QueryRowContext(ctx, `SELECT `+outboxCols+` FROM outbox WHERE id = ?`, id))
+	return sqlrows.Outbox(x.r.QueryRowContext(ctx, `SELECT `+sqlrows.OutboxCols+` FROM outbox WHERE id = ?`, id))
 }
 
 // RedriveOutbox makes dead entries pending again.
@@ -120,7 +98,7 @@ func (x *Index) RedriveOutbox(ctx context.Context, kind archive.TriggerKind, str
 			}
 		}
 		var err error
-		out, err = queryOutbox(ctx, tx, q+` RETURNING `+outboxCols, args...)
+		out, err = queryOutbox(ctx, tx, q+` RETURNING `+sqlrows.OutboxCols, args...)
 		return err
 	})
 	return out, err
@@ -139,15 +117,7 @@ func (x *Index) PruneOutbox(ctx context.Context, doneBeforeMs int64, limit int) 
 
 // NotificationConfig returns a stream's notification configuration.
 func (x *Index) NotificationConfig(ctx context.Context, streamID int64) (*archive.NotificationConfig, error) {
-	var c archive.NotificationConfig
-	err := x.r.QueryRowContext(ctx, `SELECT status, uri FROM notification_configs WHERE stream_id = ?`, streamID).Scan(&c.Status, &c.URI)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, archive.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return sqlrows.NotificationConfig(x.r.QueryRowContext(ctx, `SELECT status, uri FROM notification_configs WHERE stream_id = ?`, streamID))
 }
 
 // SetNotificationConfig stores or (nil) deletes a stream's configuration.

@@ -64,6 +64,26 @@ CREATE TABLE IF NOT EXISTS fragments (
 );
 CREATE INDEX IF NOT EXISTS fragments_by_server   ON fragments(stream_id, server_ms);
 CREATE INDEX IF NOT EXISTS fragments_by_producer ON fragments(stream_id, producer_ms);
+-- A stream's fragments in number order (SQLite keeps the rowid, the
+-- fragment number, at the end of every index entry): the live edge reads
+-- the last few without walking the stream's whole history.
+CREATE INDEX IF NOT EXISTS fragments_by_number   ON fragments(stream_id, id);
+
+-- Image generation configuration (UpdateImageGenerationConfiguration), at
+-- most one per stream; no row when the stream has none. Values are the KVS
+-- API's; 0 in jpeg_quality, width_pixels, height_pixels means "not given".
+CREATE TABLE IF NOT EXISTS image_generation (
+	stream_id          INTEGER PRIMARY KEY,
+	status             TEXT    NOT NULL,
+	selector           TEXT    NOT NULL,
+	destination_uri    TEXT    NOT NULL,
+	destination_region TEXT    NOT NULL,
+	sampling_ms        INTEGER NOT NULL,
+	format             TEXT    NOT NULL,
+	jpeg_quality       INTEGER NOT NULL DEFAULT 0,
+	width_pixels       INTEGER NOT NULL DEFAULT 0,
+	height_pixels      INTEGER NOT NULL DEFAULT 0
+);
 
 -- Each fragment's sample table (stream.Fragment.SampleTable), apart from
 -- the fragments table so that time-range scans for playlists stay on small

@@ -13,11 +13,11 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/archive/sqlrows"
 	"github.com/kinema/kinema/internal/stream"
 )
 
@@ -71,30 +71,12 @@ func Open(ctx context.Context, path string) (*Index, error) {
 	return &Index{w: w, r: r, reads: readStmts{db: r}}, nil
 }
 
+// Ping checks that the database answers (readiness).
+func (x *Index) Ping(ctx context.Context) error { return x.w.PingContext(ctx) }
+
 // Close closes both pools.
 func (x *Index) Close() error {
 	return errors.Join(x.reads.close(), x.r.Close(), x.w.Close())
-}
-
-const streamCols = `id, account, region, name, device_name, media_type, kms_key_id, version, status, created_ms, retention_hours, storage_tier`
-
-type scanner interface{ Scan(...any) error }
-
-func scanStream(row scanner) (*stream.Stream, error) {
-	var s stream.Stream
-	var created int64
-	var status string
-	err := row.Scan(&s.ID, &s.Account, &s.Region, &s.Name, &s.DeviceName, &s.MediaType, &s.KMSKeyID,
-		&s.Version, &status, &created, &s.RetentionHours, &s.StorageTier)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, archive.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	s.Status = stream.Status(status)
-	s.Created = time.UnixMilli(created)
-	return &s, nil
 }
 
 func isUniqueViolation(err error) bool {
@@ -128,17 +110,25 @@ func (x *Index) CreateStream(ctx context.Context, s *stream.Stream, tags map[str
 
 // StreamByName finds a live stream.
 func (x *Index) StreamByName(ctx context.Context, account, name string) (*stream.Stream, error) {
-	return scanStream(x.queryRow(ctx, `SELECT `+streamCols+` FROM streams WHERE account = ? AND name = ? AND deleted = 0`, account, name))
+	return sqlrows.Stream(x.queryRow(ctx, `SELECT `+sqlrows.StreamCols+` FROM streams WHERE account = ? AND name = ? AND deleted = 0`, account, name))
+}
+
+// CountStreams counts the account's live streams (for its stream quota),
+// from the index of live names alone.
+func (x *Index) CountStreams(ctx context.Context, account string) (int, error) {
+	var n int
+	err := x.queryRow(ctx, `SELECT COUNT(*) FROM streams WHERE account = ? AND deleted = 0`, account).Scan(&n)
+	return n, err
 }
 
 // StreamByID finds a live stream.
 func (x *Index) StreamByID(ctx context.Context, id int64) (*stream.Stream, error) {
-	return scanStream(x.queryRow(ctx, `SELECT `+streamCols+` FROM streams WHERE id = ? AND deleted = 0`, id))
+	return sqlrows.Stream(x.queryRow(ctx, `SELECT `+sqlrows.StreamCols+` FROM streams WHERE id = ? AND deleted = 0`, id))
 }
 
 // ListStreams pages through an account's live streams by name.
 func (x *Index) ListStreams(ctx context.Context, account, prefix, after string, limit int) ([]stream.Stream, error) {
-	q := `SELECT ` + streamCols + ` FROM streams WHERE account = ? AND deleted = 0 AND name > ?`
+	q := `SELECT ` + sqlrows.StreamCols + ` FROM streams WHERE account = ? AND deleted = 0 AND name > ?`
 	args := []any{account, after}
 	if prefix != "" {
 		// Names are [a-zA-Z0-9_.-]: a range scan is exact and uses the index.
@@ -148,14 +138,14 @@ func (x *Index) ListStreams(ctx context.Context, account, prefix, after string, 
 	q += ` ORDER BY name LIMIT ?`
 	args = append(args, limit)
 	rows, err := x.query(ctx, q, args...)
-	return collect(rows, err, scanStream)
+	return sqlrows.Collect(rows, err, sqlrows.Stream)
 }
 
 // UpdateStream applies fn to the stream in one transaction.
 func (x *Index) UpdateStream(ctx context.Context, id int64, fn func(*stream.Stream) error) (*stream.Stream, error) {
 	var out *stream.Stream
 	err := x.tx(ctx, func(tx *sql.Tx) error {
-		s, err := scanStream(tx.QueryRowContext(ctx, `SELECT `+streamCols+` FROM streams WHERE id = ? AND deleted = 0`, id))
+		s, err := sqlrows.Stream(tx.QueryRowContext(ctx, `SELECT `+sqlrows.StreamCols+` FROM streams WHERE id = ? AND deleted = 0`, id))
 		if err != nil {
 			return err
 		}
@@ -181,7 +171,10 @@ func (x *Index) DeleteStream(ctx context.Context, id int64) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return archive.ErrNotFound
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM stream_tags WHERE stream_id = ?`, id)
+		if _, err = tx.ExecContext(ctx, `DELETE FROM stream_tags WHERE stream_id = ?`, id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM image_generation WHERE stream_id = ?`, id)
 		return err
 	})
 }
@@ -189,19 +182,7 @@ func (x *Index) DeleteStream(ctx context.Context, id int64) error {
 // StreamTags returns the stream's tags.
 func (x *Index) StreamTags(ctx context.Context, id int64) (map[string]string, error) {
 	rows, err := x.query(ctx, `SELECT key, value FROM stream_tags WHERE stream_id = ?`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	tags := map[string]string{}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, err
-		}
-		tags[k] = v
-	}
-	return tags, rows.Err()
+	return sqlrows.CollectMap[string, string](rows, err)
 }
 
 // TagStream sets and removes tags, refusing a result over max tags.

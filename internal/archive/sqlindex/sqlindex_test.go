@@ -67,3 +67,31 @@ func TestExpiryDropsSampleTables(t *testing.T) {
 		t.Fatalf("%d sample tables left after expiry", c)
 	}
 }
+
+// CountStreams counts an account's live streams only.
+func TestCountStreams(t *testing.T) {
+	ctx := context.Background()
+	x, err := sqlindex.Open(ctx, filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	mk := func(account, name string) *stream.Stream {
+		s := &stream.Stream{Account: account, Region: "r", Name: name, Version: "v", Status: stream.StatusActive, Created: time.UnixMilli(1)}
+		if err := x.CreateStream(ctx, s, nil); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	mk("a", "cam-1")
+	gone := mk("a", "cam-2")
+	mk("b", "cam-1")
+	if err := x.DeleteStream(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	for acct, want := range map[string]int{"a": 1, "b": 1, "c": 0} {
+		if n, err := x.CountStreams(ctx, acct); err != nil || n != want {
+			t.Errorf("CountStreams(%s) = %d, %v; want %d", acct, n, err, want)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+
+	"github.com/kinema/kinema/internal/archive/sqlrows"
 )
 
 // readStmts keeps the reader pool's statements prepared, by SQL text. The
@@ -54,32 +56,10 @@ func (x *Index) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 }
 
 // queryRow is query for one row.
-func (x *Index) queryRow(ctx context.Context, q string, args ...any) scanner {
+func (x *Index) queryRow(ctx context.Context, q string, args ...any) sqlrows.Scanner {
 	s, err := x.reads.get(ctx, q)
 	if err != nil {
-		return errRow{err}
+		return sqlrows.ErrRow{Err: err}
 	}
 	return s.QueryRowContext(ctx, args...)
-}
-
-type errRow struct{ err error }
-
-func (r errRow) Scan(...any) error { return r.err }
-
-// collect scans every row of a query (run with err) into a slice and
-// closes the rows.
-func collect[T any](rows *sql.Rows, err error, scan func(scanner) (*T, error)) ([]T, error) {
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *v)
-	}
-	return out, rows.Err()
 }

@@ -1,0 +1,76 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/archive/localfs"
+	"github.com/kinema/kinema/internal/archive/pgindex"
+	"github.com/kinema/kinema/internal/archive/s3media"
+	"github.com/kinema/kinema/internal/archive/sqlindex"
+	"github.com/kinema/kinema/internal/clipmeta"
+)
+
+// Index is what a node needs of its metadata store: the archive's index
+// and the clip records, which every index backend keeps in the same
+// database.
+type Index interface {
+	archive.Index
+	clipmeta.Store
+}
+
+// OpenIndex opens the index a URL names: empty for the embedded SQLite
+// database in dataDir (the zero set-up default), or a postgres:// URL for
+// a database shared by several nodes. It returns the backend's name too.
+func OpenIndex(ctx context.Context, u, dataDir string) (Index, string, error) {
+	switch {
+	case u == "":
+		x, err := sqlindex.Open(ctx, filepath.Join(dataDir, "index.db"))
+		if err != nil { // not a typed nil in the interface
+			return nil, "", err
+		}
+		return x, "sqlite", nil
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		x, err := pgindex.Open(ctx, u)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := x.LockNode(ctx); err != nil {
+			x.Close()
+			return nil, "", fmt.Errorf("postgres index: %w", err)
+		}
+		return x, "postgres", nil
+	default:
+		scheme, _, _ := strings.Cut(u, ":") // not the whole URL: it may hold a password
+		return nil, "", fmt.Errorf("index URL of scheme %q: want a postgres:// URL, or nothing for the embedded index", scheme)
+	}
+}
+
+// openMedia opens the media store Config.Media names: empty for segment
+// files in the data dir, or s3://bucket/prefix on the store Config.S3
+// describes.
+func openMedia(ctx context.Context, cfg Config) (archive.Media, string, error) {
+	switch u := cfg.Media; {
+	case u == "":
+		m, err := localfs.Open(filepath.Join(cfg.DataDir, "media"))
+		if err != nil {
+			return nil, "", err
+		}
+		return m, "local", nil
+	case strings.HasPrefix(u, "s3://"):
+		bucket, prefix, err := s3media.ParseURL(u)
+		if err != nil {
+			return nil, "", err
+		}
+		m, err := s3media.Open(ctx, cfg.S3, bucket, prefix, s3media.Options{PutInterval: cfg.MediaPutInterval})
+		if err != nil {
+			return nil, "", err
+		}
+		return m, "s3", nil
+	default:
+		return nil, "", fmt.Errorf("media %q: want s3://bucket/prefix, or nothing for files in the data dir", u)
+	}
+}

@@ -1,0 +1,414 @@
+// Package pgindex is the Index (and clip-metadata Store) on PostgreSQL: the
+// index of Kinema nodes whose own disks hold nothing (docs/design/scale-out.md),
+// and the base for several nodes sharing one database. It passes the same
+// conformance suites as the embedded SQLite index (indextest, cliptest);
+// rows are scanned by the shared sqlrows package, so only the SQL differs.
+//
+// Until the archive's recovery knows which node owns which segment, a node
+// takes LockNode and a second node on the same schema is refused; the SQL
+// below is already written for several writers.
+//
+// Schema migrations (migrations/*.sql) are applied by Open in one
+// transaction under an advisory lock, recorded in schema_migrations: nodes
+// starting together apply each version exactly once.
+//
+// Several nodes write at once, so where the embedded index relied on its
+// single writer connection this one says so in SQL:
+//   - Fragment numbers come from a counter row updated in place, so a
+//     reservation is one atomic statement and never overlaps another node's.
+//   - Outbox ids must grow in commit order (a consumer resumes after the
+//     highest id it has seen). An identity column hands ids out at insert,
+//     not at commit, so commits that write outbox rows take a transaction
+//     advisory lock first: they commit one at a time, in id order.
+//     Commits without trigger tags, the common case, never take it.
+//   - Read-modify-write operations (UpdateStream, TagStream) lock the
+//     stream row.
+//
+// Outbox consumption across nodes: PendingOutbox is a plain read and
+// UpdateOutbox writes outcomes by id, so today every node's consumer would
+// see every row. The schema and the two calls are shaped for a lease: a
+// future PendingOutbox for several nodes becomes
+// `UPDATE outbox SET lease_owner = $node, lease_until_ms = $t WHERE id IN
+// (SELECT id ... WHERE state = 'PENDING' AND (lease_until_ms < now) ORDER BY
+// id LIMIT n FOR UPDATE SKIP LOCKED) RETURNING ...`, and UpdateOutbox keeps
+// its shape (outcome by id, one transaction) and clears the lease. That
+// needs two columns (a new migration) and a node identity, not a new
+// interface.
+package pgindex
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/archive/sqlrows"
+	"github.com/kinema/kinema/internal/clipmeta"
+	"github.com/kinema/kinema/internal/stream"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Advisory lock keys (pg_advisory_xact_lock), arbitrary but fixed.
+const (
+	lockMigrations = 0x6b696e656d61_01 // "kinema" 1
+	lockOutbox     = 0x6b696e656d61_02
+	lockNode       = 0x6b6e_0003 // with the schema's hash (two-key form)
+)
+
+// Index implements archive.Index and clipmeta.Store on PostgreSQL.
+type Index struct {
+	db   *sql.DB
+	lock *sql.Conn // holds the node lock, when taken
+}
+
+var (
+	_ archive.Index  = (*Index)(nil)
+	_ clipmeta.Store = (*Index)(nil)
+)
+
+// Open connects to the database at dsn (a postgres:// URL or key=value
+// string as pgx reads it; search_path=... selects a schema) and applies
+// pending migrations.
+func Open(ctx context.Context, dsn string) (*Index, error) {
+	db, err := openDB(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres index: %w", err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres index: connecting: %w", err)
+	}
+	x := &Index{db: db}
+	if err := x.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres index: schema migration: %w", err)
+	}
+	return x, nil
+}
+
+// Close closes the connection pool (releasing the node lock).
+func (x *Index) Close() error {
+	var err error
+	if x.lock != nil {
+		err = x.lock.Close()
+	}
+	return errors.Join(err, x.db.Close())
+}
+
+// ErrNodeLocked is returned by LockNode when another node holds the lock.
+var ErrNodeLocked = errors.New("another Kinema node is using this PostgreSQL database (schema); running several nodes on one index is not supported yet (docs/deploy.md)")
+
+// LockNode makes this the only node on the database's schema until Close,
+// with a session advisory lock on a connection kept for the purpose.
+// Several nodes are not safe yet: each node's start-up recovery cuts and
+// removes segments it believes unfinished or unknown, which may be another
+// node's (docs/design/scale-out.md). The lock goes when the connection
+// does: a node that loses its connection to PostgreSQL also loses the lock.
+func (x *Index) LockNode(ctx context.Context) error {
+	c, err := x.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	var ok bool
+	if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, int32(lockNode)).Scan(&ok); err != nil {
+		c.Close()
+		return err
+	}
+	if !ok {
+		c.Close()
+		return ErrNodeLocked
+	}
+	x.lock = c
+	return nil
+}
+
+// Ping checks that the database answers (readiness).
+func (x *Index) Ping(ctx context.Context) error { return x.db.PingContext(ctx) }
+
+// Vacuum runs VACUUM ANALYZE on the big tables: what autovacuum does some
+// time after a bulk load, done at once (a benchmark, an import). Until
+// then index-only scans still read the table for visibility, and a count
+// over a stream's hour reads a page per fragment.
+func (x *Index) Vacuum(ctx context.Context) error {
+	_, err := x.db.ExecContext(ctx, `VACUUM (ANALYZE) fragments, sample_tables, outbox, segments`)
+	return err
+}
+
+// SchemaVersion returns the highest migration applied.
+func (x *Index) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := x.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// migrate applies the embedded migrations not yet recorded. Files are
+// named NNNN_what.sql; NNNN is the version.
+func (x *Index) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	return x.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockMigrations)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT NOT NULL,
+			applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		var current int
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return err
+		}
+		for _, name := range names {
+			base := strings.TrimPrefix(name, "migrations/")
+			v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+			if err != nil {
+				return fmt.Errorf("migration %s: the name must start with its version", base)
+			}
+			if v <= current {
+				continue
+			}
+			body, err := migrations.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("migration %s: %w", base, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, v, base); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (x *Index) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := x.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// args numbers the placeholders of a statement built piece by piece.
+type args []any
+
+func (a *args) add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
+}
+
+// CreateStream inserts s (setting s.ID) with its tags.
+func (x *Index) CreateStream(ctx context.Context, s *stream.Stream, tags map[string]string) error {
+	return x.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO streams (account, region, name, device_name, media_type, kms_key_id,
+			version, status, created_ms, retention_hours, storage_tier) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id`,
+			s.Account, s.Region, s.Name, s.DeviceName, s.MediaType, s.KMSKeyID, s.Version, string(s.Status),
+			s.Created.UnixMilli(), s.RetentionHours, s.StorageTier).Scan(&s.ID)
+		if isUniqueViolation(err) {
+			return archive.ErrExists
+		}
+		if err != nil {
+			return err
+		}
+		for k, v := range tags {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO stream_tags (stream_id, key, value) VALUES ($1,$2,$3)`, s.ID, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// StreamByName finds a live stream.
+func (x *Index) StreamByName(ctx context.Context, account, name string) (*stream.Stream, error) {
+	return sqlrows.Stream(x.db.QueryRowContext(ctx, `SELECT `+sqlrows.StreamCols+` FROM streams
+		WHERE account = $1 AND name = $2 AND NOT deleted`, account, name))
+}
+
+// StreamByID finds a live stream.
+func (x *Index) StreamByID(ctx context.Context, id int64) (*stream.Stream, error) {
+	return sqlrows.Stream(x.db.QueryRowContext(ctx, `SELECT `+sqlrows.StreamCols+` FROM streams WHERE id = $1 AND NOT deleted`, id))
+}
+
+// ListStreams pages through an account's live streams by name.
+func (x *Index) ListStreams(ctx context.Context, account, prefix, after string, limit int) ([]stream.Stream, error) {
+	var a args
+	q := `SELECT ` + sqlrows.StreamCols + ` FROM streams WHERE account = ` + a.add(account) + ` AND NOT deleted AND name > ` + a.add(after)
+	if prefix != "" {
+		// Names are [a-zA-Z0-9_.-] in byte order (collation "C"): a range scan is exact.
+		q += ` AND name >= ` + a.add(prefix) + ` AND name < ` + a.add(prefix+"\x7f")
+	}
+	q += ` ORDER BY name LIMIT ` + a.add(limit)
+	rows, err := x.db.QueryContext(ctx, q, a...)
+	return sqlrows.Collect(rows, err, sqlrows.Stream)
+}
+
+// UpdateStream applies fn to the locked stream row in one transaction.
+func (x *Index) UpdateStream(ctx context.Context, id int64, fn func(*stream.Stream) error) (*stream.Stream, error) {
+	var out *stream.Stream
+	err := x.tx(ctx, func(tx *sql.Tx) error {
+		s, err := sqlrows.Stream(tx.QueryRowContext(ctx, `SELECT `+sqlrows.StreamCols+` FROM streams
+			WHERE id = $1 AND NOT deleted FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		if err := fn(s); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE streams SET device_name=$1, media_type=$2, kms_key_id=$3, version=$4, status=$5,
+			retention_hours=$6, storage_tier=$7 WHERE id=$8`, s.DeviceName, s.MediaType, s.KMSKeyID, s.Version,
+			string(s.Status), s.RetentionHours, s.StorageTier, id)
+		out = s
+		return err
+	})
+	return out, err
+}
+
+// DeleteStream marks the stream deleted.
+func (x *Index) DeleteStream(ctx context.Context, id int64) error {
+	return x.tx(ctx, func(tx *sql.Tx) error {
+		if err := sqlrows.Affected(tx.ExecContext(ctx, `UPDATE streams SET deleted = true, status = 'DELETING' WHERE id = $1 AND NOT deleted`, id)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM stream_tags WHERE stream_id = $1`, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM image_generation WHERE stream_id = $1`, id)
+		return err
+	})
+}
+
+// StreamTags returns the stream's tags.
+func (x *Index) StreamTags(ctx context.Context, id int64) (map[string]string, error) {
+	rows, err := x.db.QueryContext(ctx, `SELECT key, value FROM stream_tags WHERE stream_id = $1`, id)
+	return sqlrows.CollectMap[string, string](rows, err)
+}
+
+// TagStream sets and removes tags, refusing a result over max tags. The
+// stream row is locked so that two nodes tagging at once cannot both pass
+// the count.
+func (x *Index) TagStream(ctx context.Context, id int64, set map[string]string, remove []string, max int) error {
+	return x.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM streams WHERE id = $1 FOR UPDATE`, id); err != nil {
+			return err
+		}
+		for k, v := range set {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO stream_tags (stream_id, key, value) VALUES ($1,$2,$3)
+				ON CONFLICT (stream_id, key) DO UPDATE SET value = excluded.value`, id, k, v); err != nil {
+				return err
+			}
+		}
+		if len(remove) > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM stream_tags WHERE stream_id = $1 AND key = ANY($2)`, id, remove); err != nil {
+				return err
+			}
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM stream_tags WHERE stream_id = $1`, id).Scan(&n); err != nil {
+			return err
+		}
+		if n > max {
+			return archive.ErrTooManyTags
+		}
+		return nil
+	})
+}
+
+// PutHeader stores a track set once per distinct content and returns its id.
+func (x *Index) PutHeader(ctx context.Context, streamID int64, data []byte) (int64, error) {
+	sum := sha256.Sum256(data)
+	var id int64
+	// ON CONFLICT DO NOTHING returns no row when another writer (or an
+	// earlier session) stored the same content: then read its id.
+	err := x.db.QueryRowContext(ctx, `INSERT INTO headers (stream_id, sha256, data) VALUES ($1,$2,$3)
+		ON CONFLICT (stream_id, sha256) DO NOTHING RETURNING id`, streamID, sum[:], data).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = x.db.QueryRowContext(ctx, `SELECT id FROM headers WHERE stream_id = $1 AND sha256 = $2`, streamID, sum[:]).Scan(&id)
+	}
+	return id, err
+}
+
+// Header returns a stored track set and its stream.
+func (x *Index) Header(ctx context.Context, id int64) (int64, []byte, error) {
+	var streamID int64
+	var data []byte
+	err := x.db.QueryRowContext(ctx, `SELECT stream_id, data FROM headers WHERE id = $1`, id).Scan(&streamID, &data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, archive.ErrNotFound
+	}
+	return streamID, data, err
+}
+
+// LastHeader returns the newest track set stored for the stream.
+func (x *Index) LastHeader(ctx context.Context, streamID int64) (int64, []byte, error) {
+	var id int64
+	var data []byte
+	err := x.db.QueryRowContext(ctx, `SELECT id, data FROM headers WHERE stream_id = $1 ORDER BY id DESC LIMIT 1`, streamID).Scan(&id, &data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, archive.ErrNotFound
+	}
+	return id, data, err
+}
+
+// ImageGenerationConfig returns the stream's configuration.
+func (x *Index) ImageGenerationConfig(ctx context.Context, streamID int64) (*stream.ImageGenerationConfig, error) {
+	return sqlrows.ImageGenerationConfig(x.db.QueryRowContext(ctx, `SELECT `+sqlrows.ImageGenerationCols+`
+		FROM image_generation g JOIN streams s ON s.id = g.stream_id WHERE g.stream_id = $1 AND NOT s.deleted`, streamID))
+}
+
+// SetImageGenerationConfig replaces (or, with nil, deletes) the stream's
+// configuration. The stream row is share-locked so that a concurrent
+// DeleteStream cannot leave a configuration behind.
+func (x *Index) SetImageGenerationConfig(ctx context.Context, streamID int64, c *stream.ImageGenerationConfig) error {
+	return x.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM streams WHERE id = $1 AND NOT deleted FOR SHARE`, streamID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return archive.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			_, err := tx.ExecContext(ctx, `DELETE FROM image_generation WHERE stream_id = $1`, streamID)
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO image_generation (stream_id, status, selector, destination_uri,
+			destination_region, sampling_ms, format, jpeg_quality, width_pixels, height_pixels) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
+			ON CONFLICT (stream_id) DO UPDATE SET status = excluded.status, selector = excluded.selector,
+			destination_uri = excluded.destination_uri, destination_region = excluded.destination_region,
+			sampling_ms = excluded.sampling_ms, format = excluded.format, jpeg_quality = excluded.jpeg_quality,
+			width_pixels = excluded.width_pixels, height_pixels = excluded.height_pixels`,
+			streamID, c.Status, c.ImageSelectorType, c.DestinationURI, c.DestinationRegion, c.SamplingIntervalMs,
+			c.Format, c.JPEGQuality, c.WidthPixels, c.HeightPixels)
+		return err
+	})
+}
