@@ -22,7 +22,9 @@ import (
 
 	"github.com/kinema/kinema/internal/admin"
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/archive/pgindex"
 	"github.com/kinema/kinema/internal/clipmeta"
+	"github.com/kinema/kinema/internal/cluster"
 	"github.com/kinema/kinema/internal/iam"
 	"github.com/kinema/kinema/internal/images"
 	"github.com/kinema/kinema/internal/ingest"
@@ -49,6 +51,14 @@ type Config struct {
 	// MediaPutInterval is the least time between two S3 PUTs of the
 	// media store (s3media.Options.PutInterval).
 	MediaPutInterval time.Duration
+	// NodeID names this node among those sharing a PostgreSQL index and S3
+	// media (default: host name and listen port); it must be stable across
+	// restarts, since the node recovers the segments written under it.
+	NodeID string
+	// NATS, if set, is the NATS server nodes announce persisted fragments
+	// on (NATSSubject, default "kinema.persisted"), so that live readers
+	// on every node follow every node's streams.
+	NATS, NATSSubject string
 
 	Listen    string // host:port
 	PublicURL string // what GetDataEndpoint returns; default from the listener
@@ -128,6 +138,7 @@ type App struct {
 	iamStore iam.Store
 	audit    *iam.Audit
 	iotSrv   *http.Server
+	fanout   *cluster.Fanout
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	serveErr chan error
@@ -172,8 +183,24 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if a.media, mediaKind, err = openMedia(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if a.Archive, err = archive.Open(ctx, a.index, a.media, archive.Options{SegmentBytes: cfg.SegmentBytes, Logger: cfg.Logger}); err != nil {
+	shared, nodeID, err := joinIndex(ctx, cfg, a.index, mediaKind)
+	if err != nil {
 		return nil, err
+	}
+	aopt := archive.Options{SegmentBytes: cfg.SegmentBytes, Logger: cfg.Logger, Node: nodeID}
+	if cfg.NATS != "" {
+		if a.fanout, err = cluster.DialFanout(cfg.NATS, cmp.Or(cfg.NATSSubject, "kinema.persisted"), cmp.Or(nodeID, "alone"), cfg.Logger); err != nil {
+			return nil, err
+		}
+		aopt.OnPersisted = a.fanout.Persisted
+	}
+	if a.Archive, err = archive.Open(ctx, a.index, a.media, aopt); err != nil {
+		return nil, err
+	}
+	if a.fanout != nil {
+		if err := a.fanout.Follow(a.Archive.Live); err != nil {
+			return nil, err
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
@@ -198,6 +225,18 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	ing := ingest.NewService(a.Archive, cfg.Logger)
 	if cfg.Limits != nil {
 		ing.Limits = *cfg.Limits
+	}
+	var ingestOwners kvsapi.IngestOwners
+	if pg, ok := a.index.(*pgindex.Index); ok {
+		// Also for a node alone: the beat keeps its lock taken.
+		if shared != nil {
+			ing.Claims, ingestOwners = shared, shared
+		}
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			cluster.Heartbeats(runCtx, pg, cluster.HeartbeatInterval, ing.Receiving, cfg.Logger)
+		}()
 	}
 
 	var tlsConfig *tls.Config
@@ -281,6 +320,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		Account:              cfg.Account,
 		Region:               cfg.Region,
 		PublicURL:            publicURL,
+		IngestOwners:         ingestOwners,
 		GetMediaIdle:         cfg.GetMediaIdle,
 		Logger:               cfg.Logger,
 	})
@@ -369,6 +409,9 @@ func (a *App) closeStores() error {
 	}
 	if a.iamStore != nil {
 		errs = append(errs, a.iamStore.Close())
+	}
+	if a.fanout != nil {
+		a.fanout.Close()
 	}
 	errs = append(errs, a.audit.Close())
 	return errors.Join(errs...)

@@ -33,6 +33,10 @@ type SegmentInfo struct {
 	ID             int64
 	CommittedBytes int64 // bytes the index references up to; later bytes are unacknowledged
 	LiveFragments  int64
+	CreatedMs      int64
+	// Node is the node that writes the segment, where several share the
+	// index ("" for a node alone).
+	Node string
 }
 
 // Reclaim is a byte range whose fragment is gone and whose space is to be freed.
@@ -120,7 +124,8 @@ type Index interface {
 	NewSegment(ctx context.Context) (int64, error)
 	Segments(ctx context.Context) ([]SegmentInfo, error)
 	// CommitFragments records fragments stored in segment segmentID and moves the
-	// segment's committed end to end, atomically. In the same transaction it
+	// segment's committed end to end, atomically; ErrNotFound (and nothing
+	// recorded) if the segment is not registered, or no longer. In the same transaction it
 	// writes one pending outbox row per trigger of each fragment (Triggers),
 	// due at once; fragments without triggers write nothing more.
 	CommitFragments(ctx context.Context, segmentID, end int64, frags []stream.Fragment) error

@@ -82,9 +82,24 @@ func (h *Hub) stream(id int64) *liveStream {
 // Publish announces a received fragment. The hub keeps data until Persisted
 // is called for it (or, with keepData, for as long as it is the newest).
 func (h *Hub) Publish(f stream.Fragment, data []byte, keepData bool) {
-	lf := &LiveFragment{Fragment: f, Data: data}
+	h.publish(&LiveFragment{Fragment: f, Data: data}, keepData, false)
+}
+
+// PublishPersisted announces a fragment that another node received and
+// made durable: readers here follow it from the archive. Streams nobody
+// here has followed are left out, so that a node does not hold the recent
+// fragments of every camera of the cluster.
+func (h *Hub) PublishPersisted(f stream.Fragment) {
+	h.publish(&LiveFragment{Fragment: f, Persisted: true}, false, true)
+}
+
+func (h *Hub) publish(lf *LiveFragment, keepData, onlyFollowed bool) {
+	f := &lf.Fragment
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if onlyFollowed && h.streams[f.StreamID] == nil {
+		return
+	}
 	ls := h.stream(f.StreamID)
 	if keepData {
 		for _, old := range ls.recent {

@@ -136,7 +136,7 @@ func (j *Janitor) reclaim(ctx context.Context) error {
 		return err
 	}
 	for _, s := range segs {
-		if s.LiveFragments > 0 || !a.removable(s.ID) {
+		if s.LiveFragments > 0 || !a.removable(s, segs) {
 			continue
 		}
 		if err := a.Media.Remove(ctx, s.ID); err != nil {

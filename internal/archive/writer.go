@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/kinema/kinema/internal/stream"
 )
@@ -18,6 +19,14 @@ type Options struct {
 	// MaxBatchBytes caps how much one group commit writes. Default 64 MiB.
 	MaxBatchBytes int64
 	Logger        *slog.Logger
+	// Node is this node's id where several share the index and media: the
+	// segments it writes are recorded as its own (Index.NewSegment), and
+	// recovery touches only those. "" for a node alone.
+	Node string
+	// OnPersisted, if set, is told of every batch once it is durable (the
+	// fan-out to other nodes' live readers). It runs on the commit path:
+	// it must not block, and must not keep or change the slice.
+	OnPersisted func([]stream.Fragment)
 }
 
 // Archive is the durable fragment store: the group-committing write path in
@@ -84,20 +93,28 @@ func Open(ctx context.Context, idx Index, media Media, opt Options) (*Archive, e
 	return a, nil
 }
 
-// recover drops segment files the index never referenced and cuts the
-// unacknowledged tail off the segments that were being written.
+// recover drops segments the index never registered and cuts the
+// unacknowledged tail off this node's segments that were being written.
+// Other nodes' segments are theirs to recover: they may be writing them.
 func (a *Archive) recover(ctx context.Context) error {
-	segs, err := a.Index.Segments(ctx)
-	if err != nil {
-		return err
-	}
+	// The media first: a segment is registered before its first byte is
+	// written, so whatever the media hold is in the index read after,
+	// even if another node created it in between.
 	files, err := a.Media.List(ctx)
 	if err != nil {
 		return err
 	}
+	segs, err := a.Index.Segments(ctx)
+	if err != nil {
+		return err
+	}
 	known := map[int64]SegmentInfo{}
+	var own []SegmentInfo
 	for _, s := range segs {
 		known[s.ID] = s
+		if s.Node == a.opt.Node {
+			own = append(own, s)
+		}
 	}
 	present := map[int64]bool{}
 	for _, id := range files {
@@ -112,8 +129,8 @@ func (a *Archive) recover(ctx context.Context) error {
 	// Only the newest two segments can have a tail past their committed end:
 	// batches go to the newest, and one batch may still have been in flight to
 	// the one before when it was sealed.
-	for i := max(0, len(segs)-2); i < len(segs); i++ {
-		s := segs[i]
+	for i := max(0, len(own)-2); i < len(own); i++ {
+		s := own[i]
 		if !present[s.ID] {
 			if s.LiveFragments > 0 {
 				return fmt.Errorf("segment %d holds %d fragments but its file is missing", s.ID, s.LiveFragments)
@@ -140,17 +157,36 @@ func (a *Archive) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// FreshNumbers makes the numbers handed out from now on higher than any
+// number any node has handed out so far, by reserving a new block. A node
+// that takes over a stream from another calls it, so that the stream's
+// fragment numbers keep growing (readers follow streams by number) even
+// though each node numbers from a block of its own.
+func (a *Archive) FreshNumbers(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reserveNumbers(ctx)
+}
+
+// reserveNumbers takes a new block of numbers; the caller holds a.mu.
+func (a *Archive) reserveNumbers(ctx context.Context) error {
+	const block = 10000
+	first, err := a.Index.ReserveFragmentNumbers(ctx, block)
+	if err != nil {
+		return err
+	}
+	a.nextNum, a.numLimit = first, first+block
+	return nil
+}
+
 // NextFragmentNumber hands out the next fragment number.
 func (a *Archive) NextFragmentNumber(ctx context.Context) (stream.FragmentNumber, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.nextNum >= a.numLimit {
-		const block = 10000
-		first, err := a.Index.ReserveFragmentNumbers(ctx, block)
-		if err != nil {
+		if err := a.reserveNumbers(ctx); err != nil {
 			return 0, err
 		}
-		a.nextNum, a.numLimit = first, first+block
 	}
 	n := a.nextNum
 	a.nextNum++
@@ -266,8 +302,9 @@ func (a *Archive) rotate(ctx context.Context) error {
 func (a *Archive) commitLoop(ctx context.Context) {
 	for b := range a.commits {
 		err := b.err
+		var frags []stream.Fragment
 		if err == nil {
-			frags := make([]stream.Fragment, len(b.reqs))
+			frags = make([]stream.Fragment, len(b.reqs))
 			for i, r := range b.reqs {
 				frags[i] = *r.frag
 			}
@@ -276,6 +313,13 @@ func (a *Archive) commitLoop(ctx context.Context) {
 			err = a.Index.CommitFragments(context.WithoutCancel(ctx), b.seg, b.end, frags)
 			if err != nil {
 				a.log.Error("index commit failed", "segment", b.seg, "fragments", len(frags), "err", err)
+				if errors.Is(err, ErrNotFound) {
+					a.mu.Lock()
+					if a.active == b.seg {
+						a.end = a.opt.SegmentBytes // the segment is gone: start a new one
+					}
+					a.mu.Unlock()
+				}
 			}
 		}
 		if b.seg != 0 {
@@ -284,6 +328,9 @@ func (a *Archive) commitLoop(ctx context.Context) {
 				delete(a.inflight, b.seg)
 			}
 			a.mu.Unlock()
+		}
+		if err == nil && a.opt.OnPersisted != nil && len(frags) > 0 {
+			a.opt.OnPersisted(frags)
 		}
 		triggered := false
 		for _, r := range b.reqs {
@@ -310,12 +357,27 @@ func (a *Archive) failQueued() {
 	}
 }
 
-// removable reports whether a segment may be deleted: sealed and with no
-// batch on its way into the index.
-func (a *Archive) removable(seg int64) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return seg < a.active && a.inflight[seg] == 0
+// foreignGrace is how long after another node started a newer segment
+// one of its older segments may be dropped when empty: by then no batch
+// of that node is still on its way into it (and if one were, its commit
+// would fail rather than reference removed bytes: CommitFragments wants
+// the segment registered).
+const foreignGrace = 10 * time.Minute
+
+// removable reports whether an empty segment may be deleted: sealed and
+// with no batch on its way into the index. segs is every segment, by id.
+func (a *Archive) removable(s SegmentInfo, segs []SegmentInfo) bool {
+	if s.Node == a.opt.Node {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return s.ID < a.active && a.inflight[s.ID] == 0
+	}
+	for _, later := range segs {
+		if later.ID > s.ID && later.Node == s.Node && time.Since(time.UnixMilli(later.CreatedMs)) > foreignGrace {
+			return true
+		}
+	}
+	return false
 }
 
 // Newest returns the stream's newest fragment, received (and maybe not yet

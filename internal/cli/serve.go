@@ -47,6 +47,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	fs.StringVar(&cfg.S3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint for --media s3:// and s3:// image destinations (default: AWS); credentials from KINEMA_S3_ACCESS_KEY_ID and KINEMA_S3_SECRET_ACCESS_KEY, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	fs.StringVar(&cfg.S3.Region, "s3-region", "us-east-1", "region to sign S3 requests for")
 	fs.BoolVar(&cfg.S3.PathStyle, "s3-path-style", true, "address buckets in the path (most self-hosted stores) rather than the host name")
+	fs.StringVar(&cfg.NodeID, "node-id", env("KINEMA_NODE_ID"), "this node's name among nodes sharing --index postgres:// and --media s3:// (default $KINEMA_NODE_ID, else host name and listen port); keep it across restarts")
+	fs.StringVar(&cfg.NATS, "nats", env("KINEMA_NATS"), "NATS server `URL` (nats://host:4222) nodes announce persisted fragments on, so that live readers on every node follow every node's streams (default $KINEMA_NATS)")
+	fs.StringVar(&cfg.NATSSubject, "nats-subject", "kinema.persisted", "NATS subject of those announcements (one per cluster sharing a NATS server)")
 	notifyConfig := fs.String("notify-config", "", "notification configuration `FILE` (JSON: SNS topic mappings, webhook secrets, retries; see docs/notifications.md)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

@@ -35,7 +35,7 @@ func TestScaleServeOnPostgresAndS3(t *testing.T) {
 	t.Setenv("KINEMA_S3_ACCESS_KEY_ID", s3test.AccessKey)
 	t.Setenv("KINEMA_S3_SECRET_ACCESS_KEY", s3test.SecretKey)
 	backends := []string{"--index", dsn, "--media", "s3://media/kinema", "--s3-endpoint", s3srv.Endpoint}
-	p := startProcess(t, t.TempDir(), freePort(t), backends...)
+	p := startProcess(t, t.TempDir(), freePort(t), append(backends, "--node-id", "n1")...)
 	kv, am := p.clients()
 	ctx := ctxT(t)
 	if _, err := kv.CreateStream(ctx, &kinesisvideo.CreateStreamInput{StreamName: aws.String("cam"), DataRetentionInHours: aws.Int32(24)}); err != nil {
@@ -97,14 +97,15 @@ func TestScaleServeOnPostgresAndS3(t *testing.T) {
 	}
 	check(am, "ingesting node")
 
-	// Until several nodes are supported, a second one on the same index is refused.
-	if out, err := serveOnce(ctx, t, backends...); err == nil || !strings.Contains(out, "another Kinema node") {
-		t.Fatalf("a second node started on the same index: %v\n%s", err, out)
+	// Two processes never run as the same node: they would recover (cut)
+	// each other's segments.
+	if out, err := serveOnce(ctx, t, append(backends, "--node-id", "n1")...); err == nil || !strings.Contains(out, "running as this node") {
+		t.Fatalf("a second process started as node n1: %v\n%s", err, out)
 	}
 	// The node dies; a replacement with nothing in its data dir serves
 	// everything from the shared stores.
 	p.kill9()
-	p2 := startProcess(t, t.TempDir(), freePort(t), backends...)
+	p2 := startProcess(t, t.TempDir(), freePort(t), append(backends, "--node-id", "n1")...)
 	_, am2 := p2.clients()
 	check(am2, "replacement node")
 	t.Logf("%d fragments in %d S3 objects", len(plans), len(objects.Contents))

@@ -8,6 +8,7 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sync"
@@ -58,10 +59,39 @@ type Service struct {
 	Limits  Limits
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Claims, where several nodes share the archive, keeps a stream's
+	// ingest on one node at a time. Nil: this node is alone.
+	Claims Claims
 
 	mu     sync.Mutex
 	active map[int64]*Conn
+	// claimMu orders this node's claim and release of a stream, so that a
+	// connection ending never drops the claim a newer one just took.
+	claimMu sync.Mutex
 }
+
+// Claims is how nodes sharing one index agree on which of them ingests a
+// stream (pgindex implements it with a table of claims renewed by each
+// node's heartbeat).
+type Claims interface {
+	// ClaimIngest makes this node the stream's ingest node unless another
+	// live node is; then ok is false and ownerURL names it (when known).
+	ClaimIngest(ctx context.Context, streamID int64) (ok bool, ownerURL string, err error)
+	ReleaseIngest(ctx context.Context, streamID int64) error
+}
+
+// ElsewhereError refuses a PutMedia because another node ingests the
+// stream; it is an ErrConnectionLimit.
+type ElsewhereError struct{ URL string }
+
+func (e *ElsewhereError) Error() string {
+	if e.URL == "" {
+		return "another node is ingesting the stream"
+	}
+	return "another node is ingesting the stream: " + e.URL
+}
+
+func (e *ElsewhereError) Unwrap() error { return ErrConnectionLimit }
 
 // NewService returns a service with KVS limits.
 func NewService(a *archive.Archive, log *slog.Logger) *Service {
@@ -90,8 +120,32 @@ const rotationWait = 2 * time.Second
 
 // Acquire claims the stream's ingest slot, waiting up to rotationWait for a
 // connection that is ending. A connection that has been silent for
-// Limits.StaleAfter is pre-empted in favour of the new one.
-func (s *Service) Acquire(streamID int64) (*Conn, error) {
+// Limits.StaleAfter is pre-empted in favour of the new one. With Claims,
+// the stream must also not be ingested by another live node.
+func (s *Service) Acquire(ctx context.Context, streamID int64) (*Conn, error) {
+	c, err := s.acquireLocal(streamID)
+	if err != nil || s.Claims == nil {
+		return c, err
+	}
+	s.claimMu.Lock()
+	ok, owner, err := s.Claims.ClaimIngest(ctx, streamID)
+	s.claimMu.Unlock()
+	if err == nil && !ok {
+		err = &ElsewhereError{URL: owner}
+	}
+	if err == nil {
+		// The stream's last session may have been on another node, which
+		// numbered from a block of its own, maybe above this node's.
+		err = s.Archive.FreshNumbers(ctx)
+	}
+	if err != nil {
+		c.Release()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Service) acquireLocal(streamID int64) (*Conn, error) {
 	deadline := time.NewTimer(rotationWait)
 	defer deadline.Stop()
 	for {
@@ -121,10 +175,46 @@ func (s *Service) Acquire(streamID int64) (*Conn, error) {
 // Release gives the slot back (called once the body has ended: a connection
 // that only drains its last acks does not hold the slot).
 func (c *Conn) Release() {
-	c.svc.mu.Lock()
-	defer c.svc.mu.Unlock()
-	if c.svc.active[c.streamID] == c {
-		delete(c.svc.active, c.streamID)
+	s := c.svc
+	s.mu.Lock()
+	last := s.active[c.streamID] == c
+	if last {
+		delete(s.active, c.streamID)
 	}
+	s.mu.Unlock()
 	c.relOnce.Do(func() { close(c.released) })
+	if !last || s.Claims == nil {
+		return
+	}
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	s.mu.Lock()
+	again := s.active[c.streamID] != nil
+	s.mu.Unlock()
+	if again {
+		return // a newer connection holds the stream (and its claim)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Claims.ReleaseIngest(ctx, c.streamID); err != nil {
+		// The claim lapses on its own once the heartbeat stops renewing it.
+		s.Log.Warn("releasing the stream's ingest claim failed", "stream", c.streamID, "err", err)
+	}
+}
+
+// Receiving lists the streams whose connections received bytes within
+// Limits.StaleAfter: the claims the node's heartbeat renews. A connection
+// silent for longer would be pre-empted here, so its claim may lapse and
+// let the producer reconnect to another node.
+func (s *Service) Receiving() []int64 {
+	now := s.Now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int64, 0, len(s.active))
+	for id, c := range s.active {
+		if now-c.lastData.Load() < int64(s.Limits.StaleAfter) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

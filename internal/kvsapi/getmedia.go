@@ -300,17 +300,25 @@ func (t *tailer) follow(sub *archive.Subscription) bool {
 			if lf.Fragment.Number <= t.cursor {
 				continue
 			}
-			f := lf.Fragment
-			data := lf.Data
-			if data == nil {
-				// Already durable and dropped from memory: read it back.
-				stored, err := t.s.cfg.Archive.Index.Fragment(t.c.ctx, t.st.ID, f.Number)
+			if lf.Data == nil {
+				// Durable already, and dropped from memory or announced by
+				// the node that ingests the stream, whose earlier
+				// announcements may have been lost: take what follows the
+				// cursor from the index, in order.
+				frags, err := t.s.cfg.Archive.Index.FragmentsAfter(t.c.ctx, t.st.ID, t.cursor, 100)
 				if err != nil {
 					continue
 				}
-				f = *stored
+				for i := range frags {
+					if !t.send(&frags[i], nil) {
+						return false
+					}
+				}
+				idle.Reset(t.s.cfg.GetMediaIdle)
+				continue
 			}
-			if !t.send(&f, data) {
+			f := lf.Fragment
+			if !t.send(&f, lf.Data) {
 				return false
 			}
 			idle.Reset(t.s.cfg.GetMediaIdle)

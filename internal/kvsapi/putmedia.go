@@ -43,7 +43,12 @@ func (s *Server) putMedia(c *call) error {
 	if err != nil {
 		return err
 	}
-	conn, err := s.cfg.Ingest.Acquire(st.ID)
+	conn, err := s.cfg.Ingest.Acquire(c.ctx, st.ID)
+	var elsewhere *ingest.ElsewhereError
+	if errors.As(err, &elsewhere) {
+		return apierr.New("ConnectionLimitExceededException",
+			"stream %s is being ingested by another node (%s): call GetDataEndpoint for PUT_MEDIA", st.Name, elsewhere.URL)
+	}
 	if errors.Is(err, ingest.ErrConnectionLimit) {
 		return apierr.New("ConnectionLimitExceededException", "stream %s already has a PutMedia connection", st.Name)
 	}

@@ -64,6 +64,11 @@ type Config struct {
 	// PublicURL is what GetDataEndpoint returns (scheme://host[:port], no
 	// trailing slash); when empty it is derived from the request.
 	PublicURL string
+	// IngestOwners, where several nodes share the archive, says which node
+	// ingests a stream: GetDataEndpoint for PUT_MEDIA names that node, so
+	// a producer that reconnects lands where its stream's connection is
+	// held. Nil: this node is alone.
+	IngestOwners IngestOwners
 	// MaxJSONBody bounds request bodies of JSON operations. Default 1 MiB.
 	MaxJSONBody int64
 	// MaxStreamsPerAccount bounds each account's live streams
@@ -73,6 +78,11 @@ type Config struct {
 	// fragment once it has caught up. Default 3 s.
 	GetMediaIdle time.Duration
 	Logger       *slog.Logger
+}
+
+// IngestOwners finds the live node that ingests a stream.
+type IngestOwners interface {
+	IngestOwner(ctx context.Context, streamID int64) (url string, ok bool, err error)
 }
 
 // Server is the HTTP handler for every KVS operation Kinema serves.

@@ -401,8 +401,18 @@ func (s *Server) getDataEndpoint(c *call) (any, error) {
 	if err := checkEnum("APIName", *in.APIName, apiNames...); err != nil {
 		return nil, err
 	}
-	if _, err := s.resolve(c.ctx, in.streamRef); err != nil {
+	st, err := s.resolve(c.ctx, in.streamRef)
+	if err != nil {
 		return nil, err
+	}
+	if *in.APIName == "PUT_MEDIA" && s.cfg.IngestOwners != nil {
+		url, ok, err := s.cfg.IngestOwners.IngestOwner(c.ctx, st.ID)
+		if err != nil {
+			return nil, apierr.Internal(err)
+		}
+		if ok {
+			return map[string]string{"DataEndpoint": url}, nil
+		}
 	}
 	return map[string]string{"DataEndpoint": s.publicURL(c.r)}, nil
 }

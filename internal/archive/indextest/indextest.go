@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) archive.Index) {
 		{"SampleTables", testSampleTables},
 		{"FragmentNumbers", testFragmentNumbers},
 		{"ExpiryAndReclaim", testExpiry},
+		{"Segments", testSegments},
 		{"FragmentAtOrBefore", testFragmentAtOrBefore},
 		{"ImageGenerationConfig", testImageGenerationConfig},
 		{"Outbox", testOutbox},
@@ -234,6 +235,33 @@ func testFragmentNumbers(t *testing.T, x archive.Index) {
 	b, _ := x.ReserveFragmentNumbers(ctx, 10)
 	if a < 1 || b != a+100 {
 		t.Fatalf("reservations %d then %d", a, b)
+	}
+}
+
+// testSegments: segments are listed with their creation time, and a commit
+// into a segment that is gone records nothing (another node's janitor may
+// have dropped it as empty).
+func testSegments(t *testing.T, x archive.Index) {
+	s := newStream(t, x, "cam", 1)
+	before := time.Now().UnixMilli()
+	seg, err := x.NewSegment(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, err := x.Segments(ctx)
+	if err != nil || len(segs) != 1 || segs[0].ID != seg || segs[0].CreatedMs < before || segs[0].LiveFragments != 0 {
+		t.Fatalf("segments %+v %v", segs, err)
+	}
+	if err := x.DropSegment(ctx, seg); err != nil {
+		t.Fatal(err)
+	}
+	f := stream.Fragment{Number: 1, StreamID: s.ID, ServerMs: 1000, ProducerMs: 1000, DurationMs: 1000,
+		Location: stream.Location{SegmentID: seg, Offset: 32, Length: 100}, SizeBytes: 100}
+	if err := x.CommitFragments(ctx, seg, 132, []stream.Fragment{f}); !errors.Is(err, archive.ErrNotFound) {
+		t.Fatalf("commit into a dropped segment: %v", err)
+	}
+	if got, _ := x.FragmentsAfter(ctx, s.ID, 0, 10); len(got) != 0 {
+		t.Fatalf("a commit into a dropped segment left fragments: %+v", got)
 	}
 }
 

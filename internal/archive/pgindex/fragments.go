@@ -11,19 +11,20 @@ import (
 	"github.com/kinema/kinema/internal/stream"
 )
 
-// NewSegment registers a new, empty segment.
+// NewSegment registers a new, empty segment of this node.
 func (x *Index) NewSegment(ctx context.Context) (int64, error) {
 	var id int64
-	err := x.db.QueryRowContext(ctx, `INSERT INTO segments (created_ms) VALUES ($1) RETURNING id`, time.Now().UnixMilli()).Scan(&id)
+	err := x.db.QueryRowContext(ctx, `INSERT INTO segments (created_ms, node_id) VALUES ($1, $2) RETURNING id`,
+		time.Now().UnixMilli(), x.node).Scan(&id)
 	return id, err
 }
 
-// Segments lists every registered segment.
+// Segments lists every registered segment, of every node.
 func (x *Index) Segments(ctx context.Context) ([]archive.SegmentInfo, error) {
-	rows, err := x.db.QueryContext(ctx, `SELECT id, committed_bytes, live_fragments FROM segments ORDER BY id`)
+	rows, err := x.db.QueryContext(ctx, `SELECT id, committed_bytes, live_fragments, created_ms, node_id FROM segments ORDER BY id`)
 	return sqlrows.Collect(rows, err, func(r sqlrows.Scanner) (*archive.SegmentInfo, error) {
 		var s archive.SegmentInfo
-		return &s, r.Scan(&s.ID, &s.CommittedBytes, &s.LiveFragments)
+		return &s, r.Scan(&s.ID, &s.CommittedBytes, &s.LiveFragments, &s.CreatedMs, &s.Node)
 	})
 }
 
@@ -84,9 +85,11 @@ func (x *Index) CommitFragments(ctx context.Context, segmentID, end int64, frags
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE segments SET committed_bytes = $1, live_fragments = live_fragments + $2 WHERE id = $3`,
-			end, n, segmentID)
-		return err
+		// The segment must still be there: another node's janitor drops
+		// empty segments it believes sealed, and a commit into one it
+		// dropped would reference removed bytes.
+		return sqlrows.Affected(tx.ExecContext(ctx, `UPDATE segments SET committed_bytes = $1, live_fragments = live_fragments + $2 WHERE id = $3`,
+			end, n, segmentID))
 	})
 }
 

@@ -4,9 +4,10 @@
 // conformance suites as the embedded SQLite index (indextest, cliptest);
 // rows are scanned by the shared sqlrows package, so only the SQL differs.
 //
-// Until the archive's recovery knows which node owns which segment, a node
-// takes LockNode and a second node on the same schema is refused; the SQL
-// below is already written for several writers.
+// Several nodes share one schema (Join): each registers itself, writes
+// segments of its own, claims the streams it ingests (nodes.go), and its
+// recovery touches only its own segments. A node whose media are on its
+// own disk joins alone and keeps every other node out.
 //
 // Schema migrations (migrations/*.sql) are applied by Open in one
 // transaction under an advisory lock, recorded in schema_migrations: nodes
@@ -47,6 +48,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -69,7 +72,9 @@ const (
 // Index implements archive.Index and clipmeta.Store on PostgreSQL.
 type Index struct {
 	db   *sql.DB
-	lock *sql.Conn // holds the node lock, when taken
+	lockMu sync.Mutex
+	lock   *sql.Conn // holds the node lock, once joined (Join)
+	node   string    // the node id joined as
 }
 
 var (
@@ -102,37 +107,18 @@ func Open(ctx context.Context, dsn string) (*Index, error) {
 // Close closes the connection pool (releasing the node lock).
 func (x *Index) Close() error {
 	var err error
+	x.lockMu.Lock()
 	if x.lock != nil {
+		// Unlock now: the server drops a closed session's locks only once
+		// it has noticed the connection went, and a successor may be
+		// starting at this very moment.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		x.lock.ExecContext(ctx, `SELECT pg_advisory_unlock_all()`)
+		cancel()
 		err = x.lock.Close()
 	}
+	x.lockMu.Unlock()
 	return errors.Join(err, x.db.Close())
-}
-
-// ErrNodeLocked is returned by LockNode when another node holds the lock.
-var ErrNodeLocked = errors.New("another Kinema node is using this PostgreSQL database (schema); running several nodes on one index is not supported yet (docs/deploy.md)")
-
-// LockNode makes this the only node on the database's schema until Close,
-// with a session advisory lock on a connection kept for the purpose.
-// Several nodes are not safe yet: each node's start-up recovery cuts and
-// removes segments it believes unfinished or unknown, which may be another
-// node's (docs/design/scale-out.md). The lock goes when the connection
-// does: a node that loses its connection to PostgreSQL also loses the lock.
-func (x *Index) LockNode(ctx context.Context) error {
-	c, err := x.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	var ok bool
-	if err := c.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, int32(lockNode)).Scan(&ok); err != nil {
-		c.Close()
-		return err
-	}
-	if !ok {
-		c.Close()
-		return ErrNodeLocked
-	}
-	x.lock = c
-	return nil
 }
 
 // Ping checks that the database answers (readiness).

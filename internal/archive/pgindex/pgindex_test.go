@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -57,9 +58,10 @@ func TestMigrationsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	files, _ := filepath.Glob("migrations/*.sql")
 	x := open(t, dsn)
-	if v, err := x.SchemaVersion(context.Background()); err != nil || v != 1 {
-		t.Fatalf("schema version %d %v", v, err)
+	if v, err := x.SchemaVersion(context.Background()); err != nil || v != len(files) || v < 2 {
+		t.Fatalf("schema version %d %v, want %d", v, err, len(files))
 	}
 }
 
@@ -102,25 +104,108 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
-// TestNodeLock: one node per schema until several are supported; the lock
-// goes with the node.
-func TestNodeLock(t *testing.T) {
+// TestJoin: a node alone (local media) keeps every other node out; nodes
+// sharing the schema exclude only another process with their own id; the
+// locks go with the node.
+func TestJoin(t *testing.T) {
+	ctx := context.Background()
 	dsn := pgtest.Schema(t)
-	a, b := open(t, dsn), open(t, dsn)
-	if err := a.LockNode(context.Background()); err != nil {
+	alone, other := open(t, dsn), open(t, dsn)
+	if err := alone.Join(ctx, "", "", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.LockNode(context.Background()); !errors.Is(err, pgindex.ErrNodeLocked) {
-		t.Fatalf("a second node took the lock: %v", err)
+	if err := other.Join(ctx, "", "", true); !errors.Is(err, pgindex.ErrNodeLocked) {
+		t.Fatalf("a second node alone: %v", err)
 	}
-	other := open(t, pgtest.Schema(t))
-	if err := other.LockNode(context.Background()); err != nil {
-		t.Fatalf("a node on another schema: %v", err)
+	if err := other.Join(ctx, "n1", "http://n1", false); !errors.Is(err, pgindex.ErrNodeLocked) {
+		t.Fatalf("a shared node next to a node alone: %v", err)
 	}
-	a.Close()
-	if err := b.LockNode(context.Background()); err != nil {
-		t.Fatalf("after the first node closed: %v", err)
+	if err := open(t, pgtest.Schema(t)).Join(ctx, "", "", true); err != nil {
+		t.Fatalf("a node alone on another schema: %v", err)
 	}
+	alone.Close()
+	n1, n2, n1again := open(t, dsn), open(t, dsn), open(t, dsn)
+	if err := n1.Join(ctx, "n1", "http://n1", false); err != nil {
+		t.Fatalf("after the node alone left: %v", err)
+	}
+	if err := n2.Join(ctx, "n2", "http://n2", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1again.Join(ctx, "n1", "http://n1", false); !errors.Is(err, pgindex.ErrNodeLocked) {
+		t.Fatalf("a second process as n1: %v", err)
+	}
+	if err := open(t, dsn).Join(ctx, "", "", true); !errors.Is(err, pgindex.ErrNodeLocked) {
+		t.Fatalf("a node alone next to shared nodes: %v", err)
+	}
+	seg1, _ := n1.NewSegment(ctx)
+	seg2, _ := n2.NewSegment(ctx)
+	segs, _ := n1.Segments(ctx)
+	owners := map[int64]string{}
+	for _, s := range segs {
+		owners[s.ID] = s.Node
+	}
+	if owners[seg1] != "n1" || owners[seg2] != "n2" {
+		t.Fatalf("segment owners %v", owners)
+	}
+	n1.Close()
+	if err := n1again.Join(ctx, "n1", "http://n1", false); err != nil {
+		t.Fatalf("n1 restarted: %v", err)
+	}
+}
+
+// TestIngestClaims: one node ingests a stream at a time; the claim moves
+// when released, and when its node stops beating.
+func TestIngestClaims(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Schema(t)
+	a, b := open(t, dsn), open(t, dsn)
+	if err := a.Join(ctx, "a", "http://a", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Join(ctx, "b", "http://b", false); err != nil {
+		t.Fatal(err)
+	}
+	claim := func(x *pgindex.Index, stream int64, wantOK bool, wantOwner string) {
+		t.Helper()
+		ok, owner, err := x.ClaimIngest(ctx, stream)
+		if err != nil || ok != wantOK || owner != wantOwner {
+			t.Fatalf("claim %d by %s: ok %v owner %q err %v; want %v %q", stream, x.Node(), ok, owner, err, wantOK, wantOwner)
+		}
+	}
+	claim(a, 1, true, "")
+	claim(a, 1, true, "") // again: the same node
+	claim(b, 1, false, "http://a")
+	if url, ok, err := b.IngestOwner(ctx, 1); err != nil || !ok || url != "http://a" {
+		t.Fatalf("owner of 1: %q %v %v", url, ok, err)
+	}
+	if err := a.ReleaseIngest(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := b.IngestOwner(ctx, 1); ok {
+		t.Fatal("a released claim still has an owner")
+	}
+	claim(b, 1, true, "")
+
+	// A node that keeps beating keeps its claims past LiveFor; one that
+	// stops loses them.
+	claim(a, 2, true, "")
+	claim(a, 3, true, "")
+	for deadline := time.Now().Add(pgindex.LiveFor + time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if err := a.Heartbeat(ctx, []int64{2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Heartbeat(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim(b, 2, false, "http://a")
+	claim(b, 3, true, "") // not renewed: lapsed
+	a.Close()             // a dies: its node row is no longer renewed
+	time.Sleep(pgindex.LiveFor + 200*time.Millisecond)
+	if _, ok, _ := b.IngestOwner(ctx, 2); ok {
+		t.Fatal("a dead node still owns a stream")
+	}
+	claim(b, 2, true, "")
 }
 
 // TestTerminatedConnections: every connection of the pool is killed by the

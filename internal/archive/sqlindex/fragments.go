@@ -28,7 +28,7 @@ func (x *Index) NewSegment(ctx context.Context) (int64, error) {
 
 // Segments lists every registered segment.
 func (x *Index) Segments(ctx context.Context) ([]archive.SegmentInfo, error) {
-	rows, err := x.query(ctx, `SELECT id, committed_bytes, live_fragments FROM segments ORDER BY id`)
+	rows, err := x.query(ctx, `SELECT id, committed_bytes, live_fragments, created_ms FROM segments ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +36,7 @@ func (x *Index) Segments(ctx context.Context) ([]archive.SegmentInfo, error) {
 	var out []archive.SegmentInfo
 	for rows.Next() {
 		var s archive.SegmentInfo
-		if err := rows.Scan(&s.ID, &s.CommittedBytes, &s.LiveFragments); err != nil {
+		if err := rows.Scan(&s.ID, &s.CommittedBytes, &s.LiveFragments, &s.CreatedMs); err != nil {
 			return nil, err
 		}
 		out = append(out, s)
@@ -89,9 +89,8 @@ func (x *Index) CommitFragments(ctx context.Context, segmentID, end int64, frags
 				}
 			}
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE segments SET committed_bytes = ?, live_fragments = live_fragments + ? WHERE id = ?`,
-			end, len(frags), segmentID)
-		return err
+		return sqlrows.Affected(tx.ExecContext(ctx, `UPDATE segments SET committed_bytes = ?, live_fragments = live_fragments + ? WHERE id = ?`,
+			end, len(frags), segmentID))
 	})
 }
 
