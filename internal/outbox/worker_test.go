@@ -26,8 +26,12 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-// commitTagged stores n fragments of s tagged for image generation.
-func commitTagged(t *testing.T, x archive.Index, s *stream.Stream, n int) {
+// commitTagged stores n fragments of s with the tags, by default tagged
+// for image generation.
+func commitTagged(t *testing.T, x archive.Index, s *stream.Stream, n int, tags ...stream.Tag) {
+	if tags == nil {
+		tags = []stream.Tag{{Name: stream.TagImageGeneration}}
+	}
 	t.Helper()
 	ctx := context.Background()
 	seg, _ := x.NewSegment(ctx)
@@ -36,7 +40,7 @@ func commitTagged(t *testing.T, x archive.Index, s *stream.Stream, n int) {
 	for i := range frags {
 		frags[i] = stream.Fragment{Number: first + stream.FragmentNumber(i), StreamID: s.ID, ServerMs: int64(1000 * (i + 1)),
 			ProducerMs: int64(1000 * (i + 1)), DurationMs: 1000, SizeBytes: 1, Location: stream.Location{SegmentID: seg, Offset: int64(i), Length: 1},
-			Tags: []stream.Tag{{Name: stream.TagImageGeneration}}}
+			Tags: tags}
 	}
 	if err := x.CommitFragments(ctx, seg, int64(n), frags); err != nil {
 		t.Fatal(err)

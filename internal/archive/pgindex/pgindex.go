@@ -48,6 +48,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kinema/kinema/internal/archive"
@@ -64,12 +65,14 @@ const (
 	lockMigrations = 0x6b696e656d61_01 // "kinema" 1
 	lockOutbox     = 0x6b696e656d61_02
 	lockNode       = 0x6b6e_0003 // with the schema's hash (two-key form)
+	lockLease      = 0x6b6e_0004 // with the hash of schema and lease name
 )
 
 // Index implements archive.Index and clipmeta.Store on PostgreSQL.
 type Index struct {
-	db   *sql.DB
-	lock *sql.Conn // holds the node lock, when taken
+	db     *sql.DB
+	lock   *sql.Conn // holds the node lock, when taken
+	leases *leases
 }
 
 var (
@@ -81,17 +84,18 @@ var (
 // string as pgx reads it; search_path=... selects a schema) and applies
 // pending migrations.
 func Open(ctx context.Context, dsn string) (*Index, error) {
-	db, err := openDB(dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres index: %w", err)
 	}
+	db := openDB(cfg)
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres index: connecting: %w", err)
 	}
-	x := &Index{db: db}
+	x := &Index{db: db, leases: newLeases(cfg)}
 	if err := x.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres index: schema migration: %w", err)
@@ -99,8 +103,10 @@ func Open(ctx context.Context, dsn string) (*Index, error) {
 	return x, nil
 }
 
-// Close closes the connection pool (releasing the node lock).
+// Close closes the connection pool (releasing the node lock) and the
+// lease session (ending the leases held).
 func (x *Index) Close() error {
+	x.leases.close()
 	var err error
 	if x.lock != nil {
 		err = x.lock.Close()
