@@ -26,10 +26,11 @@ import (
 //   - The network is cut, or the server hangs: a ping every watchPing that
 //     takes longer than pingTimeout declares the session gone, at most
 //     watchPing + pingTimeout (3 s) after the cut. The server notices the
-//     dead connection by TCP keepalives, which the session asks for at
-//     serverKeepalive (5 + 3 x 1 s), after the last statement: later than
-//     the node stops, so another node takes over only after this one has
-//     stopped.
+//     dead connection by TCP keepalives, which the session asks for
+//     (serverKeepalive: 5 s idle, then 3 probes 1 s apart, so about 7 s
+//     after the cut), or when unacknowledged data has waited 8 s: later
+//     than the node stops, so another node takes over only after this one
+//     has stopped. (PostgreSQL 12 or later, for tcp_user_timeout.)
 const (
 	watchPeek   = 100 * time.Millisecond
 	watchPing   = time.Second
@@ -42,6 +43,7 @@ var serverKeepalive = map[string]string{
 	"tcp_keepalives_idle":     "5",
 	"tcp_keepalives_interval": "1",
 	"tcp_keepalives_count":    "3",
+	"tcp_user_timeout":        "8000", // ms
 }
 
 var errClosed = errors.New("postgres index: closed")
