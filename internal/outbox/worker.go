@@ -16,6 +16,19 @@
 // and tags from the row, which outlives the fragment; it returns Skip when
 // there is nothing to do (no configuration, stream deleted), never an
 // error that retrying cannot cure.
+//
+// Several nodes sharing an index run a Worker of each kind, and the one
+// holding the kind's lease (archive.RunLeased) does the work; the others
+// wait for the lease. Each tenure starts from the outbox as it is, so a
+// node that takes over from a dead one goes on where the rows say. Wake
+// only hears this node's commits: on a shared index PollInterval (1 s) is
+// how rows committed by other nodes are noticed, and a rescan every 30 s
+// finds rows redriven on another node. What can happen twice when the
+// lease moves: an attempt in flight on the old holder when it lost the
+// lease (its context is cancelled, but the work may have been done), and
+// rows it finished whose outcomes it had not recorded yet. A late outcome
+// from the old holder never undoes one the new holder recorded: outcomes
+// are written to PENDING rows only.
 package outbox
 
 import (
