@@ -48,10 +48,16 @@ const leaseRetry = time.Second
 func RunLeased(ctx context.Context, idx Index, name string, log *slog.Logger, work func(context.Context)) {
 	retry := time.NewTicker(leaseRetry)
 	defer retry.Stop()
+	failing := false // log the first failure of a series, not one a second
 	for ctx.Err() == nil {
 		l, err := idx.TryLease(ctx, name)
-		if err != nil && ctx.Err() == nil {
-			log.Warn("asking for a lease failed; will retry", "lease", name, "err", err)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			log.Warn("asking for a lease failed; will retry every second", "lease", name, "err", err)
+			failing = true
+		case err == nil && failing:
+			log.Info("asking for a lease works again", "lease", name)
+			failing = false
 		}
 		if l != nil {
 			log.Info("holding the lease: this node runs the job", "lease", name)

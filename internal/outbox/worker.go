@@ -66,6 +66,11 @@ type Options struct {
 	// safety net behind a missed signal, and on an index shared by several
 	// nodes the way rows committed by other nodes are noticed. Default 5 s.
 	PollInterval time.Duration
+	// RescanInterval is how often the whole pending outbox of the kind is
+	// read again, not only rows past the cursor: rows redriven on another
+	// node (or while the local redrive queue was full) have ids below it.
+	// Default 30 s.
+	RescanInterval time.Duration
 	// Name names the work in log lines ("notification", "image generation").
 	Name   string
 	Logger *slog.Logger
@@ -142,6 +147,7 @@ func New(o Options, h Handler) *Worker {
 	o.MaxBackoff = max(cmpOr(o.MaxBackoff, 5*time.Minute), o.MinBackoff)
 	o.AttemptTimeout = cmpOr(o.AttemptTimeout, time.Minute)
 	o.PollInterval = cmpOr(o.PollInterval, 5*time.Second)
+	o.RescanInterval = cmpOr(o.RescanInterval, 30*time.Second)
 	return &Worker{
 		o: o, handle: h,
 		results: make(chan result, 64),
@@ -165,11 +171,6 @@ func (w *Worker) Stats() Stats {
 
 // loadBatch is how many rows one read of the outbox takes.
 const loadBatch = 1000
-
-// rescanInterval is how often the whole pending outbox of the kind is read
-// again, not only rows past the cursor: rows redriven on another node (or
-// while the local redrive queue was full) have ids below it.
-const rescanInterval = 30 * time.Second
 
 // Run works until ctx ends, on one node at a time among those sharing the
 // index: it holds the kind's lease (archive.RunLeased) while it works.
@@ -202,7 +203,7 @@ func (w *Worker) work(ctx context.Context) {
 	w.load(ctx)
 	poll := time.NewTicker(w.o.PollInterval)
 	defer poll.Stop()
-	rescan := time.NewTicker(rescanInterval)
+	rescan := time.NewTicker(w.o.RescanInterval)
 	defer rescan.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()

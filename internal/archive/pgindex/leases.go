@@ -35,6 +35,8 @@ const (
 	watchPeek   = 100 * time.Millisecond
 	watchPing   = time.Second
 	pingTimeout = 2 * time.Second
+	// connectTimeout bounds opening the lease session and asking for a lock.
+	connectTimeout = 5 * time.Second
 )
 
 // serverKeepalive is what the lease session asks the server for (the
@@ -106,6 +108,10 @@ func (x *Index) TryLease(ctx context.Context, name string) (archive.Lease, error
 		hl.Release()
 		return nil, errClosed
 	}
+	// Bounded: the session's lock is held meanwhile, and an unreachable
+	// server can take minutes to refuse a connection.
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
 	if s.conn == nil {
 		c, err := pgx.ConnectConfig(ctx, s.cfg)
 		if err != nil {
