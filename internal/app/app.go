@@ -215,7 +215,15 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err := ncfg.LoadKey(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	a.Notifier = notify.New(ncfg, notify.Options{Index: a.index, Wake: a.Archive.WatchTriggers(), Logger: cfg.Logger})
+	// The janitor and the outbox consumers run on one node at a time, the
+	// holder of their lease (archive/lease.go). WatchTriggers only hears
+	// this node's commits: on an index other nodes write to, the holder
+	// reads the outbox every second too.
+	var outboxPoll time.Duration
+	if indexKind == "postgres" {
+		outboxPoll = time.Second
+	}
+	a.Notifier = notify.New(ncfg, notify.Options{Index: a.index, Wake: a.Archive.WatchTriggers(), PollInterval: outboxPoll, Logger: cfg.Logger})
 	imageWake := a.Archive.WatchTriggers()
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.Archive.Run(runCtx) }()
@@ -300,7 +308,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 	generator := &images.Generator{Images: imageService, Store: &images.Store{S3: cfg.S3}, Account: account}
 	a.ImageGeneration = outbox.New(outbox.Options{
-		Kind: archive.TriggerImageGeneration, Index: a.index, Wake: imageWake, Name: "image generation", Logger: cfg.Logger,
+		Kind: archive.TriggerImageGeneration, Index: a.index, Wake: imageWake, PollInterval: outboxPoll, Name: "image generation", Logger: cfg.Logger,
 		MaxAttempts: cmp.Or(cfg.ImageAttempts, 30), MinBackoff: cmp.Or(cfg.ImageRetryBackoff, time.Second), MaxBackoff: 5 * time.Minute,
 		// Decoding is CPU-bound: a few fragments at a time use the cores
 		// without starving the readers.

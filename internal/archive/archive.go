@@ -176,7 +176,9 @@ type Index interface {
 	// PendingOutbox returns pending entries of the kind with ids above
 	// afterID, by id: what a consumer has not seen yet.
 	PendingOutbox(ctx context.Context, kind TriggerKind, afterID int64, limit int) ([]OutboxEntry, error)
-	// UpdateOutbox records attempt outcomes, all in one transaction.
+	// UpdateOutbox records attempt outcomes, all in one transaction. Only
+	// rows still PENDING take an outcome: a late one, from a node whose
+	// lease has passed to another, cannot undo what the other recorded.
 	UpdateOutbox(ctx context.Context, updates []OutboxUpdate) error
 	// OutboxEntries runs an events query.
 	OutboxEntries(ctx context.Context, q OutboxQuery) ([]OutboxEntry, error)
@@ -190,6 +192,12 @@ type Index interface {
 	// PruneOutbox deletes up to limit DELIVERED and SKIPPED entries that
 	// finished before doneBeforeMs; pending and dead ones are kept.
 	PruneOutbox(ctx context.Context, doneBeforeMs int64, limit int) (int, error)
+
+	// TryLease takes the lease called name (lease.go) if no one holds it,
+	// here or on another node sharing the index, and returns nil without
+	// an error when someone does. A lease ends with Release, with Close,
+	// or when the index loses the session that holds it.
+	TryLease(ctx context.Context, name string) (Lease, error)
 
 	// NotificationConfig returns the stream's notification configuration,
 	// ErrNotFound when it has none.

@@ -3,12 +3,15 @@ package archive
 import (
 	"context"
 	"math"
+	"sync/atomic"
 	"time"
 )
 
 // Janitor enforces retention, purges deleted streams and gives disk space
 // back. Each pass costs in proportion to what expires, not to what is kept:
-// expiry walks the (stream, server time) index from its oldest end.
+// expiry walks the (stream, server time) index from its oldest end. Of the
+// nodes sharing an index, the one holding the janitor's lease makes the
+// passes.
 type Janitor struct {
 	Archive  *Archive
 	Interval time.Duration // between passes; default 30 s
@@ -17,6 +20,7 @@ type Janitor struct {
 	OutboxKeep time.Duration
 	Now        func() time.Time
 	kick       chan struct{}
+	passes     atomic.Int64
 }
 
 // NewJanitor returns a janitor for a.
@@ -28,6 +32,8 @@ func NewJanitor(a *Archive, interval time.Duration) *Janitor {
 }
 
 // Kick asks for a pass now (after a stream is deleted or its retention cut).
+// On a node that does not hold the lease it does nothing: the holder's
+// next pass, within Interval, does the work.
 func (j *Janitor) Kick() {
 	select {
 	case j.kick <- struct{}{}:
@@ -35,8 +41,20 @@ func (j *Janitor) Kick() {
 	}
 }
 
-// Run makes passes until ctx ends.
+// Passes counts the passes this janitor has made.
+func (j *Janitor) Passes() int64 { return j.passes.Load() }
+
+// Run makes passes until ctx ends, while it holds the janitor's lease.
 func (j *Janitor) Run(ctx context.Context) {
+	RunLeased(ctx, j.Archive.Index, LeaseJanitor, j.Archive.log, j.run)
+}
+
+func (j *Janitor) run(ctx context.Context) {
+	// A kick meant for the previous holder's tenure is served by this pass.
+	select {
+	case <-j.kick:
+	default:
+	}
 	t := time.NewTicker(j.Interval)
 	defer t.Stop()
 	for {
@@ -54,8 +72,10 @@ func (j *Janitor) Run(ctx context.Context) {
 
 const expireBatch = 1000
 
-// Pass runs one round of expiry, purge and reclaim.
+// Pass runs one round of expiry, purge and reclaim. Run calls it while it
+// holds the lease; called directly, it does not ask for the lease.
 func (j *Janitor) Pass(ctx context.Context) error {
+	j.passes.Add(1)
 	idx := j.Archive.Index
 	now := j.Now().UnixMilli()
 	streams, err := idx.RetentionStreams(ctx)

@@ -25,8 +25,10 @@ type Notifier struct {
 type Options struct {
 	Index archive.Index
 	// Wake is Archive.WatchTriggers: a signal that new outbox rows exist.
-	Wake   <-chan struct{}
-	Logger *slog.Logger
+	Wake <-chan struct{}
+	// PollInterval is outbox.Options.PollInterval.
+	PollInterval time.Duration
+	Logger       *slog.Logger
 	// Now replaces the clock (tests). Nil: time.Now.
 	Now func() time.Time
 }
@@ -42,7 +44,7 @@ func New(cfg Config, o Options) *Notifier {
 	n := &Notifier{cfg: cfg, idx: o.Index, log: o.Logger}
 	n.out = newSenders(&n.cfg, o.Now)
 	n.worker = outbox.New(outbox.Options{
-		Kind: archive.TriggerNotification, Index: o.Index, Wake: o.Wake, Name: "notification", Logger: o.Logger, Now: o.Now,
+		Kind: archive.TriggerNotification, Index: o.Index, Wake: o.Wake, PollInterval: o.PollInterval, Name: "notification", Logger: o.Logger, Now: o.Now,
 		MaxAttempts: cfg.MaxAttempts, MinBackoff: time.Duration(cfg.MinBackoff), MaxBackoff: time.Duration(cfg.MaxBackoff),
 		AttemptTimeout: time.Duration(cfg.AttemptTimeout), Concurrency: cfg.Concurrency,
 	}, n.attempt)

@@ -16,6 +16,19 @@
 // and tags from the row, which outlives the fragment; it returns Skip when
 // there is nothing to do (no configuration, stream deleted), never an
 // error that retrying cannot cure.
+//
+// Several nodes sharing an index run a Worker of each kind, and the one
+// holding the kind's lease (archive.RunLeased) does the work; the others
+// wait for the lease. Each tenure starts from the outbox as it is, so a
+// node that takes over from a dead one goes on where the rows say. Wake
+// only hears this node's commits: on a shared index PollInterval (1 s) is
+// how rows committed by other nodes are noticed, and a rescan every 30 s
+// finds rows redriven on another node. What can happen twice when the
+// lease moves: an attempt in flight on the old holder when it lost the
+// lease (its context is cancelled, but the work may have been done), and
+// rows it finished whose outcomes it had not recorded yet. A late outcome
+// from the old holder never undoes one the new holder recorded: outcomes
+// are written to PENDING rows only.
 package outbox
 
 import (
@@ -49,6 +62,15 @@ type Options struct {
 	Index archive.Index
 	// Wake is Archive.WatchTriggers: a signal that new outbox rows exist.
 	Wake <-chan struct{}
+	// PollInterval is how often the outbox is read without a Wake: the
+	// safety net behind a missed signal, and on an index shared by several
+	// nodes the way rows committed by other nodes are noticed. Default 5 s.
+	PollInterval time.Duration
+	// RescanInterval is how often the whole pending outbox of the kind is
+	// read again, not only rows past the cursor: rows redriven on another
+	// node (or while the local redrive queue was full) have ids below it.
+	// Default 30 s.
+	RescanInterval time.Duration
 	// Name names the work in log lines ("notification", "image generation").
 	Name   string
 	Logger *slog.Logger
@@ -71,7 +93,7 @@ type Worker struct {
 	o      Options
 	handle Handler
 
-	// Owned by the Run goroutine.
+	// Owned by the Run goroutine, reset each time the lease is taken.
 	lanes    map[int64]*lane
 	cursor   int64   // highest outbox id taken into a lane
 	waiting  []*lane // idle lanes whose head is not yet due
@@ -80,7 +102,7 @@ type Worker struct {
 
 	results chan result
 	redrive chan []archive.OutboxEntry
-	updates chan archive.OutboxUpdate
+	updates chan record
 	stats   Stats
 	statsMu sync.Mutex
 }
@@ -91,6 +113,13 @@ type lane struct {
 	queue    []archive.OutboxEntry // by id
 	busy     bool
 	parked   bool // in waiting or blocked
+}
+
+// record is an outcome for recordLoop to write, or (flushed set) a request
+// to write everything before it and then close flushed.
+type record struct {
+	u       archive.OutboxUpdate
+	flushed chan struct{}
 }
 
 type result struct {
@@ -117,12 +146,12 @@ func New(o Options, h Handler) *Worker {
 	o.MinBackoff = cmpOr(o.MinBackoff, time.Second)
 	o.MaxBackoff = max(cmpOr(o.MaxBackoff, 5*time.Minute), o.MinBackoff)
 	o.AttemptTimeout = cmpOr(o.AttemptTimeout, time.Minute)
+	o.PollInterval = cmpOr(o.PollInterval, 5*time.Second)
+	o.RescanInterval = cmpOr(o.RescanInterval, 30*time.Second)
 	return &Worker{
 		o: o, handle: h,
-		lanes:   map[int64]*lane{},
 		results: make(chan result, 64),
 		redrive: make(chan []archive.OutboxEntry, 16),
-		updates: make(chan archive.OutboxUpdate, 16384),
 	}
 }
 
@@ -143,16 +172,26 @@ func (w *Worker) Stats() Stats {
 // loadBatch is how many rows one read of the outbox takes.
 const loadBatch = 1000
 
-// pollInterval is the safety net behind Wake: a missed signal (or a read
-// that failed) delays the work by at most this long.
-const pollInterval = 5 * time.Second
-
-// Run works until ctx ends, then waits for attempts in flight and records
-// their outcomes.
+// Run works until ctx ends, on one node at a time among those sharing the
+// index: it holds the kind's lease (archive.RunLeased) while it works.
+// When ctx ends or the lease is lost it waits for attempts in flight and
+// records their outcomes.
 func (w *Worker) Run(ctx context.Context) {
+	archive.RunLeased(ctx, w.o.Index, archive.OutboxLease(w.o.Kind), w.o.Logger, w.work)
+}
+
+// work is one tenure of the lease: it starts from the outbox as it is, since
+// another node may have worked on it since this one last held the lease.
+func (w *Worker) work(ctx context.Context) {
+	w.lanes, w.cursor, w.waiting, w.blocked = map[int64]*lane{}, 0, nil, nil
+	// Rows redriven while another node held the lease are read below.
+	for len(w.redrive) > 0 {
+		<-w.redrive
+	}
+	w.updates = make(chan record, 16384)
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); w.recordLoop() }()
+	go func() { defer wg.Done(); w.recordLoop(w.updates) }()
 	defer func() {
 		for w.inflight > 0 {
 			w.finish(<-w.results)
@@ -162,8 +201,10 @@ func (w *Worker) Run(ctx context.Context) {
 	}()
 
 	w.load(ctx)
-	poll := time.NewTicker(pollInterval)
+	poll := time.NewTicker(w.o.PollInterval)
 	defer poll.Stop()
+	rescan := time.NewTicker(w.o.RescanInterval)
+	defer rescan.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -184,6 +225,8 @@ func (w *Worker) Run(ctx context.Context) {
 			w.load(ctx)
 		case <-poll.C:
 			w.load(ctx)
+		case <-rescan.C:
+			w.rescan(ctx)
 		case r := <-w.results:
 			w.finish(r)
 		case es := <-w.redrive:
@@ -196,9 +239,22 @@ func (w *Worker) Run(ctx context.Context) {
 }
 
 // load takes outbox rows past the cursor into their lanes.
-func (w *Worker) load(ctx context.Context) {
+func (w *Worker) load(ctx context.Context) { w.loadAfter(ctx, w.cursor) }
+
+// rescan takes every pending row not in a lane yet. Outcomes queued for
+// recording are written first, so that a row this worker has finished
+// cannot be read back as pending; no row finishes meanwhile, since only
+// this goroutine finishes rows.
+func (w *Worker) rescan(ctx context.Context) {
+	flushed := make(chan struct{})
+	w.updates <- record{flushed: flushed}
+	<-flushed
+	w.loadAfter(ctx, 0)
+}
+
+func (w *Worker) loadAfter(ctx context.Context, after int64) {
 	for {
-		es, err := w.o.Index.PendingOutbox(ctx, w.o.Kind, w.cursor, loadBatch)
+		es, err := w.o.Index.PendingOutbox(ctx, w.o.Kind, after, loadBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.o.Logger.Error("reading the outbox", "work", w.o.Name, "err", err)
@@ -208,6 +264,7 @@ func (w *Worker) load(ctx context.Context) {
 		for _, e := range es {
 			w.enqueue(e)
 			w.cursor = max(w.cursor, e.ID)
+			after = e.ID
 		}
 		if len(es) < loadBatch {
 			return
@@ -240,6 +297,11 @@ func (w *Worker) enqueue(e archive.OutboxEntry) {
 // dispatch starts every due head there is a slot for, and returns when
 // the next waiting head falls due (zero when none waits).
 func (w *Worker) dispatch(ctx context.Context) time.Time {
+	if ctx.Err() != nil {
+		// Stopping, maybe because the lease is lost: the next holder
+		// makes the attempts.
+		return time.Time{}
+	}
 	nowMs := w.o.Now().UnixMilli()
 	// Heads whose wait is over join the queue for a slot.
 	var next time.Time
@@ -329,7 +391,7 @@ func (w *Worker) finish(r result) {
 		}
 	}
 	w.statsMu.Unlock()
-	w.updates <- u
+	w.updates <- record{u: u}
 	if pop {
 		l.queue[0] = archive.OutboxEntry{}
 		l.queue = l.queue[1:]
@@ -366,34 +428,53 @@ func (w *Worker) backoff(attempt int) time.Duration {
 // recordLoop writes outcomes to the outbox in batches, so that a busy
 // worker costs one transaction per batch, not per row. An outcome lost to
 // a crash only means the row is handled again.
-func (w *Worker) recordLoop() {
-	ctx := context.Background() // outcomes are written even while stopping
-	for u := range w.updates {
-		batch := []archive.OutboxUpdate{u}
+func (w *Worker) recordLoop(updates <-chan record) {
+	for r := range updates {
+		var batch []archive.OutboxUpdate
+		var flushed []chan struct{}
+		add := func(r record) {
+			if r.flushed != nil {
+				flushed = append(flushed, r.flushed)
+			} else {
+				batch = append(batch, r.u)
+			}
+		}
+		add(r)
 	gather:
-		for len(batch) < 2000 {
+		for len(batch) < 2000 && flushed == nil {
 			select {
-			case u, ok := <-w.updates:
+			case r, ok := <-updates:
 				if !ok {
 					break gather
 				}
-				batch = append(batch, u)
+				add(r)
 			default:
 				break gather
 			}
 		}
-		for try := 0; ; try++ {
-			err := w.o.Index.UpdateOutbox(ctx, batch)
-			if err == nil {
-				break
-			}
-			if try == 5 {
-				w.o.Logger.Error("recording outbox outcomes failed; the rows will be handled again after a restart",
-					"work", w.o.Name, "n", len(batch), "err", err)
-				break
-			}
-			time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+		w.write(batch)
+		for _, f := range flushed {
+			close(f)
 		}
+	}
+}
+
+func (w *Worker) write(batch []archive.OutboxUpdate) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx := context.Background() // outcomes are written even while stopping
+	for try := 0; ; try++ {
+		err := w.o.Index.UpdateOutbox(ctx, batch)
+		if err == nil {
+			return
+		}
+		if try == 5 {
+			w.o.Logger.Error("recording outbox outcomes failed; the rows will be handled again",
+				"work", w.o.Name, "n", len(batch), "err", err)
+			return
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
 }
 
@@ -407,8 +488,9 @@ func (w *Worker) Redrive(ctx context.Context, streamID int64, ids []int64) ([]ar
 	}
 	select {
 	case w.redrive <- es:
-	case <-ctx.Done():
-		// They are PENDING in the outbox: the next start takes them.
+	default:
+		// They are PENDING in the outbox: the worker holding the lease,
+		// here or on another node, reads them at its next rescan.
 	}
 	return es, nil
 }

@@ -26,8 +26,12 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-// commitTagged stores n fragments of s tagged for image generation.
-func commitTagged(t *testing.T, x archive.Index, s *stream.Stream, n int) {
+// commitTagged stores n fragments of s with the tags, by default tagged
+// for image generation.
+func commitTagged(t *testing.T, x archive.Index, s *stream.Stream, n int, tags ...stream.Tag) {
+	if tags == nil {
+		tags = []stream.Tag{{Name: stream.TagImageGeneration}}
+	}
 	t.Helper()
 	ctx := context.Background()
 	seg, _ := x.NewSegment(ctx)
@@ -36,7 +40,7 @@ func commitTagged(t *testing.T, x archive.Index, s *stream.Stream, n int) {
 	for i := range frags {
 		frags[i] = stream.Fragment{Number: first + stream.FragmentNumber(i), StreamID: s.ID, ServerMs: int64(1000 * (i + 1)),
 			ProducerMs: int64(1000 * (i + 1)), DurationMs: 1000, SizeBytes: 1, Location: stream.Location{SegmentID: seg, Offset: int64(i), Length: 1},
-			Tags: []stream.Tag{{Name: stream.TagImageGeneration}}}
+			Tags: tags}
 	}
 	if err := x.CommitFragments(ctx, seg, int64(n), frags); err != nil {
 		t.Fatal(err)
@@ -153,4 +157,92 @@ func TestWorker(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestRescan: a row redriven through a worker that does not hold the lease
+// (another node's, or here a second worker in the process) is found by the
+// holder's rescan of the pending outbox; rescans in the middle of the work
+// never hand out a row again whose outcome was still on its way to the
+// index.
+func TestRescan(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	x, err := sqlindex.Open(ctx, filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	for i := range 3 {
+		s := &stream.Stream{Account: "000000000000", Region: "us-east-1", Name: fmt.Sprint("cam-", i), Version: "v1",
+			Status: stream.StatusActive, Created: time.Now(), RetentionHours: 1}
+		if err := x.CreateStream(ctx, s, nil); err != nil {
+			t.Fatal(err)
+		}
+		commitTagged(t, x, s, 40)
+	}
+	pending, _ := x.PendingOutbox(ctx, archive.TriggerImageGeneration, 0, 1000)
+	failing := pending[17].ID
+	var (
+		mu      sync.Mutex
+		handled = map[int64]int{}
+		fixed   bool
+		byOther int
+	)
+	handler := func(holder bool) Handler {
+		return func(ctx context.Context, e archive.OutboxEntry) Outcome {
+			mu.Lock()
+			defer mu.Unlock()
+			if !holder {
+				byOther++
+			}
+			handled[e.ID]++
+			if e.ID == failing && !fixed {
+				return Outcome{Err: errors.New("refused")}
+			}
+			return Outcome{}
+		}
+	}
+	o := Options{Kind: archive.TriggerImageGeneration, Index: x, MaxAttempts: 1, RescanInterval: 5 * time.Millisecond, Concurrency: 3}
+	holder, other := New(o, handler(true)), New(o, handler(false))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); holder.Run(ctx) }()
+	for deadline := time.Now().Add(5 * time.Second); holder.Stats().Done == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the holder does nothing")
+		}
+	}
+	go func() { defer wg.Done(); other.Run(ctx) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p, _ := x.PendingOutbox(ctx, archive.TriggerImageGeneration, 0, 1000); len(p) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("rows still pending")
+		}
+	}
+	mu.Lock()
+	for _, e := range pending {
+		if handled[e.ID] != 1 {
+			t.Errorf("row %d handled %d times", e.ID, handled[e.ID])
+		}
+	}
+	fixed = true
+	mu.Unlock()
+	if r, err := other.Redrive(ctx, 0, []int64{failing}); err != nil || len(r) != 1 {
+		t.Fatalf("redrive: %+v %v", r, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if e, _ := x.OutboxEntry(ctx, failing); e.State == archive.OutboxDelivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the row redriven through the other worker was not delivered")
+		}
+	}
+	cancel()
+	wg.Wait()
+	if byOther != 0 || handled[failing] != 2 {
+		t.Errorf("the worker without the lease made %d attempts; the redriven row had %d", byOther, handled[failing])
+	}
 }

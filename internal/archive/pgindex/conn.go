@@ -22,14 +22,10 @@ import (
 // it, and then pgx's ping fails and database/sql takes another connection.
 // The peek is one non-blocking syscall; connections idle for over a second
 // are pinged anyway (pgx's default).
-func openDB(dsn string) (*sql.DB, error) {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, err
-	}
+func openDB(cfg *pgx.ConnConfig) *sql.DB {
 	return stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
 		return p.IdleDuration > time.Second || serverSaidGoodbye(p.Conn.PgConn().Conn())
-	})), nil
+	}))
 }
 
 // serverSaidGoodbye reports whether an idle connection's socket has bytes

@@ -20,14 +20,14 @@ func queryOutbox(ctx context.Context, q querier, query string, args ...any) ([]a
 	return sqlrows.Collect(rows, err, sqlrows.Outbox)
 }
 
-// PendingOutbox returns pending entries of a kind after an id. See the
-// package doc for how it becomes a lease when several nodes consume.
+// PendingOutbox returns pending entries of a kind after an id. Only the
+// node holding the kind's lease reads them (package doc).
 func (x *Index) PendingOutbox(ctx context.Context, kind archive.TriggerKind, afterID int64, limit int) ([]archive.OutboxEntry, error) {
 	return queryOutbox(ctx, x.db, `SELECT `+sqlrows.OutboxCols+` FROM outbox
 		WHERE kind = $1 AND state = 'PENDING' AND id > $2 ORDER BY id LIMIT $3`, string(kind), afterID, limit)
 }
 
-// UpdateOutbox records attempt outcomes in one statement.
+// UpdateOutbox records attempt outcomes of pending rows in one statement.
 func (x *Index) UpdateOutbox(ctx context.Context, updates []archive.OutboxUpdate) error {
 	if len(updates) == 0 {
 		return nil
@@ -43,7 +43,7 @@ func (x *Index) UpdateOutbox(ctx context.Context, updates []archive.OutboxUpdate
 		last_error = u.last_error, last_attempt_ms = u.last_attempt_ms, done_ms = u.done_ms, destination = u.destination
 		FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::text[])
 			AS u(id, state, attempts, next_ms, last_error, last_attempt_ms, done_ms, destination)
-		WHERE o.id = u.id`, ids, states, attempts, next, errs, last, done, dests)
+		WHERE o.id = u.id AND o.state = 'PENDING'`, ids, states, attempts, next, errs, last, done, dests)
 	return err
 }
 

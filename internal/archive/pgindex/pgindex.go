@@ -25,16 +25,33 @@
 //   - Read-modify-write operations (UpdateStream, TagStream) lock the
 //     stream row.
 //
-// Outbox consumption across nodes: PendingOutbox is a plain read and
-// UpdateOutbox writes outcomes by id, so today every node's consumer would
-// see every row. The schema and the two calls are shaped for a lease: a
-// future PendingOutbox for several nodes becomes
-// `UPDATE outbox SET lease_owner = $node, lease_until_ms = $t WHERE id IN
-// (SELECT id ... WHERE state = 'PENDING' AND (lease_until_ms < now) ORDER BY
-// id LIMIT n FOR UPDATE SKIP LOCKED) RETURNING ...`, and UpdateOutbox keeps
-// its shape (outcome by id, one transaction) and clears the lease. That
-// needs two columns (a new migration) and a node identity, not a new
-// interface.
+// Background work across nodes (the janitor, notification delivery, image
+// generation) runs on one node per kind at a time: the holder of the
+// kind's lease (TryLease, leases.go), a session advisory lock on a
+// connection the index keeps for its leases. That is a leader per kind
+// rather than per-row leases (`UPDATE outbox SET lease_owner ... FOR
+// UPDATE SKIP LOCKED`), because:
+//   - the outbox consumer keeps each stream's rows in fragment order, one
+//     at a time, and reads the outbox once and then past a cursor; per-row
+//     leases would hand a stream's next row to another node while the
+//     previous one is in flight, and a row lease that lapses mid-attempt
+//     puts the row back behind the cursors of every node;
+//   - PostgreSQL releases an advisory lock the moment the holder's session
+//     ends, so a dead node's work moves on within a second or two, with no
+//     expiry time to tune between "slow takeover" and "a slow attempt
+//     loses its lease"; and a holder learns that its session ended from
+//     its own socket (or a failed ping), so it stops before another node
+//     can start, except in the short window after the server terminates a
+//     session (outbox rows are delivered at least once; internal/outbox says
+//     what can repeat);
+//   - it needs no migration, and the outbox calls keep their shape.
+//
+// The price is that one node does each kind's work: image generation
+// (CPU-bound decoding) does not spread over nodes. Partitioning the kind by
+// stream (a lease per partition, a node taking its fair share) keeps the
+// per-stream order and spreads it; docs/design/scale-out.md sketches it.
+// A lease session needs a direct connection, or a pooler in session mode:
+// advisory locks belong to the server session.
 package pgindex
 
 import (
@@ -51,6 +68,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kinema/kinema/internal/archive"
@@ -67,11 +85,13 @@ const (
 	lockMigrations = 0x6b696e656d61_01 // "kinema" 1
 	lockOutbox     = 0x6b696e656d61_02
 	lockNode       = 0x6b6e_0003 // with the schema's hash (two-key form)
+	lockLease      = 0x6b6e_0004 // with the hash of schema and lease name
 )
 
 // Index implements archive.Index and clipmeta.Store on PostgreSQL.
 type Index struct {
-	db   *sql.DB
+	db     *sql.DB
+	leases *leases
 	lockMu sync.Mutex
 	lock   *sql.Conn // holds the node lock, once joined (Join)
 	node   string    // the node id joined as
@@ -86,17 +106,18 @@ var (
 // string as pgx reads it; search_path=... selects a schema) and applies
 // pending migrations.
 func Open(ctx context.Context, dsn string) (*Index, error) {
-	db, err := openDB(dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres index: %w", err)
 	}
+	db := openDB(cfg)
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres index: connecting: %w", err)
 	}
-	x := &Index{db: db}
+	x := &Index{db: db, leases: newLeases(cfg)}
 	if err := x.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres index: schema migration: %w", err)
@@ -104,8 +125,10 @@ func Open(ctx context.Context, dsn string) (*Index, error) {
 	return x, nil
 }
 
-// Close closes the connection pool (releasing the node lock).
+// Close closes the connection pool (releasing the node lock) and the
+// lease session (ending the leases held).
 func (x *Index) Close() error {
+	x.leases.close()
 	var err error
 	x.lockMu.Lock()
 	if x.lock != nil {

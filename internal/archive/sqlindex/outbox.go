@@ -26,14 +26,14 @@ func (x *Index) PendingOutbox(ctx context.Context, kind archive.TriggerKind, aft
 		WHERE kind = ? AND state = 'PENDING' AND id > ? ORDER BY id LIMIT ?`, string(kind), afterID, limit)
 }
 
-// UpdateOutbox records attempt outcomes in one transaction.
+// UpdateOutbox records attempt outcomes of pending rows in one transaction.
 func (x *Index) UpdateOutbox(ctx context.Context, updates []archive.OutboxUpdate) error {
 	if len(updates) == 0 {
 		return nil
 	}
 	return x.tx(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `UPDATE outbox SET state = ?, attempts = ?, next_ms = ?, last_error = ?,
-			last_attempt_ms = ?, done_ms = ?, destination = ? WHERE id = ?`)
+			last_attempt_ms = ?, done_ms = ?, destination = ? WHERE id = ? AND state = 'PENDING'`)
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,9 @@ type Index struct {
 	w     *sql.DB // the single writer connection
 	r     *sql.DB // readers
 	reads readStmts
+	// The embedded index is one node's: its leases need only be exclusive
+	// within the process.
+	leases archive.LocalLeases
 }
 
 var _ archive.Index = (*Index)(nil)
@@ -74,8 +77,17 @@ func Open(ctx context.Context, path string) (*Index, error) {
 // Ping checks that the database answers (readiness).
 func (x *Index) Ping(ctx context.Context) error { return x.w.PingContext(ctx) }
 
-// Close closes both pools.
+// TryLease takes a lease if no job of this process holds it.
+func (x *Index) TryLease(_ context.Context, name string) (archive.Lease, error) {
+	if l := x.leases.TryLease(name); l != nil {
+		return l, nil
+	}
+	return nil, nil // not a typed nil in the interface
+}
+
+// Close closes both pools, ending the leases held.
 func (x *Index) Close() error {
+	x.leases.LoseAll()
 	return errors.Join(x.reads.close(), x.r.Close(), x.w.Close())
 }
 
