@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
+	"github.com/kinema/kinema/internal/metrics"
 	"github.com/kinema/kinema/internal/stream"
 )
 
@@ -18,6 +20,8 @@ type Options struct {
 	// MaxBatchBytes caps how much one group commit writes. Default 64 MiB.
 	MaxBatchBytes int64
 	Logger        *slog.Logger
+	// Metrics counts group commits; nil: not counted.
+	Metrics *metrics.Archive
 }
 
 // Archive is the durable fragment store: the group-committing write path in
@@ -50,10 +54,12 @@ type persistReq struct {
 }
 
 type batch struct {
-	seg  int64
-	end  int64
-	reqs []*persistReq
-	err  error
+	seg   int64
+	end   int64
+	reqs  []*persistReq
+	err   error
+	start time.Time // when the batch was gathered
+	size  int64     // its bytes
 }
 
 // Open recovers the store after whatever ended the last run and starts a
@@ -213,7 +219,10 @@ func (a *Archive) appendLoop(ctx context.Context) {
 				break gather
 			}
 		}
-		a.commits <- a.appendBatch(ctx, reqs)
+		start := time.Now()
+		b := a.appendBatch(ctx, reqs)
+		b.start, b.size = start, size
+		a.commits <- b
 	}
 }
 
@@ -278,6 +287,7 @@ func (a *Archive) commitLoop(ctx context.Context) {
 				a.log.Error("index commit failed", "segment", b.seg, "fragments", len(frags), "err", err)
 			}
 		}
+		a.opt.Metrics.GroupCommit(len(b.reqs), b.size, time.Since(b.start), err)
 		if b.seg != 0 {
 			a.mu.Lock()
 			if a.inflight[b.seg]--; a.inflight[b.seg] <= 0 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/metrics"
 )
 
 // Limits are the per-fragment and per-connection rules PutMedia enforces.
@@ -58,6 +59,9 @@ type Service struct {
 	Limits  Limits
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Metrics counts sessions, fragments, bytes, PERSISTED latency and
+	// errors; nil: not counted.
+	Metrics *metrics.Ingest
 
 	mu     sync.Mutex
 	active map[int64]*Conn
