@@ -73,7 +73,7 @@ func serveFlags(o *serveOptions, env func(string) string) *flag.FlagSet {
 	fs.StringVar(&cfg.Index, "index", env("KINEMA_INDEX"), "index `URL`: postgres://user:password@host:5432/db to share one PostgreSQL database between nodes (default $KINEMA_INDEX, else the embedded SQLite index in the data dir)")
 	fs.StringVar(&cfg.Media, "media", env("KINEMA_MEDIA"), "media store `URL`: s3://bucket/prefix on the --s3-endpoint store (default $KINEMA_MEDIA, else segment files in the data dir)")
 	fs.DurationVar(&cfg.MediaPutInterval, "media-put-interval", 200*time.Millisecond, "with --media s3://, the least time between two PUTs: fewer, larger objects for up to twice this much more PERSISTED latency")
-	fs.StringVar(&cfg.S3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint for --media s3:// and s3:// image destinations (default: AWS); credentials from KINEMA_S3_ACCESS_KEY_ID and KINEMA_S3_SECRET_ACCESS_KEY, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	fs.StringVar(&cfg.S3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint for --media s3:// and s3:// image destinations (default: AWS); credentials from KINEMA_S3_ACCESS_KEY_ID and KINEMA_S3_SECRET_ACCESS_KEY (or the --config file's s3-access-key-id and s3-secret-access-key), else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	fs.StringVar(&cfg.S3.Region, "s3-region", "us-east-1", "region to sign S3 requests for")
 	fs.BoolVar(&cfg.S3.PathStyle, "s3-path-style", true, "address buckets in the path (most self-hosted stores) rather than the host name")
 	fs.StringVar(&o.notifyConfig, "notify-config", "", "notification configuration `FILE` (JSON: SNS topic mappings, webhook secrets, retries; see docs/notifications.md)")
