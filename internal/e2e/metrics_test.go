@@ -74,6 +74,28 @@ next:
 	return 0
 }
 
+// has reports whether the family has a series with these labels.
+func (s scrape) has(name string, labels ...string) bool {
+	f := s[name]
+	if f == nil {
+		return false
+	}
+next:
+	for _, m := range f.Metric {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.Label {
+				found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+			}
+			if !found {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // sum is the sum of the histogram with these labels.
 func (s scrape) sum(name string) float64 {
 	if f := s[name]; f != nil && len(f.Metric) > 0 && f.Metric[0].Histogram != nil {
@@ -160,6 +182,13 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.what, c.got, c.want)
 		}
 	}
+	for _, kind := range []string{"notification", "image_generation"} {
+		for _, state := range []string{"pending", "dead"} {
+			if !m.has("kinema_outbox_rows", "kind", kind, "state", state) {
+				t.Errorf("no kinema_outbox_rows{kind=%q,state=%q}", kind, state)
+			}
+		}
+	}
 	commits := m.value("kinema_archive_group_commits_total", "outcome", "ok")
 	if commits < 1 || commits > fragments+1 || m.value("kinema_archive_commit_duration_seconds") != commits {
 		t.Errorf("%v group commits (%v timed) for %d fragments", commits, m.value("kinema_archive_commit_duration_seconds"), fragments+1)
@@ -242,4 +271,47 @@ func TestMetricsS3Media(t *testing.T) {
 		t.Errorf("GetMediaForFragmentList counted %v times", got)
 	}
 	t.Logf("%d fragments: %v PUTs, %v bytes", fragments, puts, m.value("kinema_s3_media_put_bytes_total"))
+}
+
+// TestMetricsOutboxRows: notifications a receiver refuses are retried,
+// then dead; the attempts count each outcome, and the dead rows are
+// counted on scrape until they are redriven and delivered.
+func TestMetricsOutboxRows(t *testing.T) {
+	s := startServer(t, withNotify(notifyCfg(2, 20*time.Millisecond, 50*time.Millisecond)))
+	hook := newHookReceiver(t)
+	hook.status.Store(500)
+	createStream(t, s, "cam", 1)
+	setNotification(t, s.kv(), "cam", hook.url("/broken"))
+	frags := []taggedFragment{{tc: 1_700_000_000_000, notify: true}, {tc: 1_700_000_001_000, notify: true}}
+	putMedia(t, s, absolute("cam"), tagBody(true, frags).reader())
+	waitScrape := func(what string, ok func(scrape) bool) scrape {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			m := scrapeMetrics(t, s.URL)
+			if ok(m) {
+				return m
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: outbox metrics %v %v", what, m["kinema_outbox_rows"], m["kinema_outbox_attempts_total"])
+			}
+		}
+	}
+	m := waitScrape("two dead rows", func(m scrape) bool {
+		return m.value("kinema_outbox_rows", "kind", "notification", "state", "dead") == 2
+	})
+	attempts := func(m scrape, outcome string) float64 {
+		return m.value("kinema_outbox_attempts_total", "kind", "notification", "outcome", outcome)
+	}
+	if attempts(m, "retry") != 2 || attempts(m, "dead") != 2 || attempts(m, "delivered") != 0 ||
+		m.value("kinema_outbox_rows", "kind", "notification", "state", "pending") != 0 {
+		t.Fatalf("after two dead rows: retry %v, dead %v, delivered %v, pending %v", attempts(m, "retry"), attempts(m, "dead"),
+			attempts(m, "delivered"), m.value("kinema_outbox_rows", "kind", "notification", "state", "pending"))
+	}
+	hook.status.Store(0)
+	if es, err := s.Notifier.Redrive(ctxT(t), 0, nil); err != nil || len(es) != 2 {
+		t.Fatalf("redrive: %d rows, %v", len(es), err)
+	}
+	waitScrape("redriven and delivered", func(m scrape) bool {
+		return attempts(m, "delivered") == 2 && m.value("kinema_outbox_rows", "kind", "notification", "state", "dead") == 0
+	})
 }
