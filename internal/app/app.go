@@ -193,7 +193,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	a.Notifier = notify.New(ncfg, notify.Options{Index: a.index, Wake: a.Archive.WatchTriggers(), Logger: cfg.Logger, Metrics: a.Metrics.Outbox})
-	a.Metrics.Outbox.WatchRows(outbox.RowCounter(a.index, []archive.TriggerKind{archive.TriggerNotification, archive.TriggerImageGeneration}, outboxRowsCap), 5*time.Second)
+	a.Metrics.Outbox.WatchRows(outbox.RowCounter(a.index,
+		[]archive.TriggerKind{archive.TriggerNotification, archive.TriggerImageGeneration}, outboxRowsCap), 5*time.Second)
 	imageWake := a.Archive.WatchTriggers()
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.Archive.Run(runCtx) }()
