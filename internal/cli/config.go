@@ -29,7 +29,7 @@ import (
 //     text from the command line (30s, 0.5, true, 10000). Lists and null are
 //     errors.
 //   - A few keys set what no flag may carry, because a command line is
-//     visible to every user of the machine: the secrets (fileSecrets).
+//     visible to every user of the machine: the secrets (fileSecret).
 //   - Precedence: the command line, then the environment (KINEMA_INDEX,
 //     KINEMA_MEDIA and the secrets' variables), then the file, then the
 //     built-in defaults.
@@ -102,7 +102,11 @@ func parseConfig(file string, data []byte) ([]configSetting, error) {
 				v = v.Alias
 			}
 			if k.Kind != yaml.ScalarNode || k.Value == "" || k.Tag == "!!merge" {
-				return &configError{file: file, line: k.Line, msg: fmt.Sprintf("key %q under %q is not an option name", k.Value, strings.TrimSuffix(keyPrefix, "."))}
+				where := "at the top level"
+				if keyPrefix != "" {
+					where = "under " + strings.TrimSuffix(keyPrefix, ".")
+				}
+				return &configError{file: file, line: k.Line, msg: fmt.Sprintf("key %q %s is not an option name", k.Value, where)}
 			}
 			key, name := keyPrefix+k.Value, namePrefix+k.Value
 			switch v.Kind {
