@@ -9,10 +9,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
+	avtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/kinema/kinema/internal/app"
 	"github.com/kinema/kinema/internal/archive/pgindex/pgtest"
 	"github.com/kinema/kinema/internal/metrics"
 	"github.com/kinema/kinema/internal/putmedia"
@@ -314,4 +316,60 @@ func TestMetricsOutboxRows(t *testing.T) {
 	waitScrape("redriven and delivered", func(m scrape) bool {
 		return attempts(m, "delivered") == 2 && m.value("kinema_outbox_rows", "kind", "notification", "state", "dead") == 0
 	})
+}
+
+// TestMetricsLiveReaders: a GetMedia connection is counted while it is
+// served, and playlist requests of LIVE HLS and DASH sessions are counted
+// (ON_DEMAND ones are not).
+func TestMetricsLiveReaders(t *testing.T) {
+	s := startServer(t, func(c *app.Config) { c.GetMediaIdle = 2 * time.Second })
+	createStream(t, s, "cam", 1)
+	start := time.Now().Add(-time.Minute)
+	hmPut(t, s, "cam", hmMedia(t, "readers", "160x120", 3, 25), start)
+
+	done := make(chan int, 1)
+	go func() {
+		code, _ := getMediaRaw(t, s, `{"StreamName":"cam","StartSelector":{"StartSelectorType":"NOW"}}`)
+		done <- code
+	}()
+	for deadline := time.Now().Add(5 * time.Second); scrapeMetrics(t, s.URL).value("kinema_getmedia_readers") != 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a GetMedia in progress is not counted")
+		}
+	}
+	if code := <-done; code != 200 {
+		t.Fatalf("GetMedia: %d", code)
+	}
+	if got := scrapeMetrics(t, s.URL).value("kinema_getmedia_readers"); got != 0 {
+		t.Fatalf("%v GetMedia readers after it ended", got)
+	}
+
+	ctx := ctxT(t)
+	live, err := s.archived().GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("cam"), PlaybackMode: avtypes.HLSPlaybackModeLive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDemand, err := s.archived().GetHLSStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{
+		StreamName: aws.String("cam"), PlaybackMode: avtypes.HLSPlaybackModeOnDemand,
+		HLSFragmentSelector: &avtypes.HLSFragmentSelector{FragmentSelectorType: avtypes.HLSFragmentSelectorTypeProducerTimestamp,
+			TimestampRange: &avtypes.HLSTimestampRange{StartTimestamp: aws.Time(start), EndTimestamp: aws.Time(start.Add(time.Minute))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dash, err := s.archived().GetDASHStreamingSessionURL(ctx, &kinesisvideoarchivedmedia.GetDASHStreamingSessionURLInput{
+		StreamName: aws.String("cam"), PlaybackMode: avtypes.DASHPlaybackModeLive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		httpGet(t, hmMediaURL(aws.ToString(live.HLSStreamingSessionURL)), 200)
+	}
+	httpGet(t, aws.ToString(live.HLSStreamingSessionURL), 200) // the master playlist is not a reload
+	httpGet(t, hmMediaURL(aws.ToString(onDemand.HLSStreamingSessionURL)), 200)
+	httpGet(t, aws.ToString(dash.DASHStreamingSessionURL), 200)
+	m := scrapeMetrics(t, s.URL)
+	if hls, dashN := m.value("kinema_live_playlist_requests_total", "protocol", "hls"), m.value("kinema_live_playlist_requests_total", "protocol", "dash"); hls != 2 || dashN != 1 {
+		t.Fatalf("live playlist requests: hls %v (want 2), dash %v (want 1)", hls, dashN)
+	}
 }
