@@ -31,6 +31,7 @@ import (
 	"github.com/kinema/kinema/internal/iotcreds"
 	"github.com/kinema/kinema/internal/kvsapi"
 	"github.com/kinema/kinema/internal/limits"
+	"github.com/kinema/kinema/internal/metrics"
 	"github.com/kinema/kinema/internal/notify"
 	"github.com/kinema/kinema/internal/outbox"
 	"github.com/kinema/kinema/internal/playback"
@@ -128,6 +129,8 @@ type App struct {
 	// ImageGeneration makes the images of fragments tagged for image
 	// generation, from the outbox.
 	ImageGeneration *outbox.Worker
+	// Metrics is the node's registry, served at metrics.Path.
+	Metrics *metrics.Metrics
 
 	log      *slog.Logger
 	srv      *http.Server
@@ -165,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{log: cfg.Logger, Credentials: creds, serveErr: make(chan error, 1)}
+	a := &App{log: cfg.Logger, Credentials: creds, serveErr: make(chan error, 1), Metrics: metrics.New()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -180,14 +183,14 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err := a.openIAM(ctx, cfg, creds); err != nil {
 		return nil, err
 	}
-	if a.media, mediaKind, err = openMedia(ctx, cfg); err != nil {
+	if a.media, mediaKind, err = openMedia(ctx, cfg, a.Metrics.S3Media); err != nil {
 		return nil, err
 	}
 	shared, nodeID, err := joinIndex(ctx, cfg, a.index, mediaKind)
 	if err != nil {
 		return nil, err
 	}
-	aopt := archive.Options{SegmentBytes: cfg.SegmentBytes, Logger: cfg.Logger, Node: nodeID}
+	aopt := archive.Options{SegmentBytes: cfg.SegmentBytes, Logger: cfg.Logger, Node: nodeID, Metrics: a.Metrics.Archive}
 	if cfg.NATS != "" {
 		if a.fanout, err = cluster.DialFanout(cfg.NATS, cmp.Or(cfg.NATSSubject, "kinema.persisted"), cmp.Or(nodeID, "alone"), cfg.Logger); err != nil {
 			return nil, err
@@ -223,7 +226,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if indexKind == "postgres" {
 		outboxPoll = time.Second
 	}
-	a.Notifier = notify.New(ncfg, notify.Options{Index: a.index, Wake: a.Archive.WatchTriggers(), PollInterval: outboxPoll, Logger: cfg.Logger})
+	a.Notifier = notify.New(ncfg, notify.Options{Index: a.index, Wake: a.Archive.WatchTriggers(), PollInterval: outboxPoll, Logger: cfg.Logger, Metrics: a.Metrics.Outbox})
+	a.Metrics.Outbox.WatchRows(outbox.RowCounter(a.index,
+		[]archive.TriggerKind{archive.TriggerNotification, archive.TriggerImageGeneration}, outboxRowsCap), 5*time.Second)
 	imageWake := a.Archive.WatchTriggers()
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.Archive.Run(runCtx) }()
@@ -231,6 +236,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	go func() { defer a.wg.Done(); a.Notifier.Run(runCtx) }()
 
 	ing := ingest.NewService(a.Archive, cfg.Logger)
+	ing.Metrics = a.Metrics.Ingest
 	if cfg.Limits != nil {
 		ing.Limits = *cfg.Limits
 	}
@@ -312,13 +318,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		MaxAttempts: cmp.Or(cfg.ImageAttempts, 30), MinBackoff: cmp.Or(cfg.ImageRetryBackoff, time.Second), MaxBackoff: 5 * time.Minute,
 		// Decoding is CPU-bound: a few fragments at a time use the cores
 		// without starving the readers.
-		AttemptTimeout: 2 * time.Minute, Concurrency: 4,
+		AttemptTimeout: 2 * time.Minute, Concurrency: 4, Metrics: a.Metrics.Outbox,
 	}, generator.Attempt)
 	a.wg.Add(1)
 	go func() { defer a.wg.Done(); a.ImageGeneration.Run(runCtx) }()
 	api := kvsapi.New(kvsapi.Config{
 		Archive: a.Archive, Ingest: ing, Janitor: janitor, Notify: a.Notifier, ImageGeneration: a.ImageGeneration,
-		Playback:             &playback.Server{Archive: a.Archive, Keys: keys, Log: cfg.Logger},
+		Playback:             &playback.Server{Archive: a.Archive, Keys: keys, Log: cfg.Logger, Readers: a.Metrics.Readers},
 		Verifier:             &sigv4.Verifier{Service: "kinesisvideo", Region: cfg.Region, Credentials: a.IAM, Now: cfg.SignatureClock},
 		IAM:                  a.IAM,
 		Admin:                adminHandler,
@@ -331,6 +337,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		IngestOwners:         ingestOwners,
 		GetMediaIdle:         cfg.GetMediaIdle,
 		Logger:               cfg.Logger,
+		Metrics:              a.Metrics.API,
+		Readers:              a.Metrics.Readers,
 	})
 	api.SetClipMeta(&clipmeta.Handler{Store: a.index, StreamExists: api.StreamExists, SessionURL: api.ClipSessionURL,
 		Namespace: api.ClipNamespace, Logger: cfg.Logger})

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/kinema/kinema/internal/metrics"
 )
 
 // Health endpoints for load balancers and orchestrators: unsigned GETs on
@@ -23,8 +25,15 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// withHealth answers the health endpoints and, also unsigned,
+// metrics.Path: what Prometheus scrapes.
 func (a *App) withHealth(next http.Handler) http.Handler {
+	metricsHandler := a.Metrics.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == metrics.Path {
+			metricsHandler.ServeHTTP(w, r)
+			return
+		}
 		if r.Method != http.MethodGet || (r.URL.Path != LivePath && r.URL.Path != ReadyPath) {
 			next.ServeHTTP(w, r)
 			return
@@ -56,3 +65,7 @@ func (a *App) ready(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// outboxRowsCap bounds each kinema_outbox_rows count (one index read per
+// kind and state on every scrape).
+const outboxRowsCap = 1000

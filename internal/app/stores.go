@@ -16,6 +16,7 @@ import (
 	"github.com/kinema/kinema/internal/archive/s3media"
 	"github.com/kinema/kinema/internal/archive/sqlindex"
 	"github.com/kinema/kinema/internal/clipmeta"
+	"github.com/kinema/kinema/internal/metrics"
 )
 
 // Index is what a node needs of its metadata store: the archive's index
@@ -52,7 +53,7 @@ func OpenIndex(ctx context.Context, u, dataDir string) (Index, string, error) {
 // openMedia opens the media store Config.Media names: empty for segment
 // files in the data dir, or s3://bucket/prefix on the store Config.S3
 // describes.
-func openMedia(ctx context.Context, cfg Config) (archive.Media, string, error) {
+func openMedia(ctx context.Context, cfg Config, m *metrics.S3Media) (archive.Media, string, error) {
 	switch u := cfg.Media; {
 	case u == "":
 		m, err := localfs.Open(filepath.Join(cfg.DataDir, "media"))
@@ -65,7 +66,7 @@ func openMedia(ctx context.Context, cfg Config) (archive.Media, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		m, err := s3media.Open(ctx, cfg.S3, bucket, prefix, s3media.Options{PutInterval: cfg.MediaPutInterval})
+		m, err := s3media.Open(ctx, cfg.S3, bucket, prefix, s3media.Options{PutInterval: cfg.MediaPutInterval, Metrics: m})
 		if err != nil {
 			return nil, "", err
 		}

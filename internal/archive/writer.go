@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kinema/kinema/internal/metrics"
 	"github.com/kinema/kinema/internal/stream"
 )
 
@@ -27,6 +28,8 @@ type Options struct {
 	// fan-out to other nodes' live readers). It runs on the commit path:
 	// it must not block, and must not keep or change the slice.
 	OnPersisted func([]stream.Fragment)
+	// Metrics counts group commits; nil: not counted.
+	Metrics *metrics.Archive
 }
 
 // Archive is the durable fragment store: the group-committing write path in
@@ -59,10 +62,12 @@ type persistReq struct {
 }
 
 type batch struct {
-	seg  int64
-	end  int64
-	reqs []*persistReq
-	err  error
+	seg   int64
+	end   int64
+	reqs  []*persistReq
+	err   error
+	start time.Time // when the batch was gathered
+	size  int64     // its bytes
 }
 
 // Open recovers the store after whatever ended the last run and starts a
@@ -249,7 +254,10 @@ func (a *Archive) appendLoop(ctx context.Context) {
 				break gather
 			}
 		}
-		a.commits <- a.appendBatch(ctx, reqs)
+		start := time.Now()
+		b := a.appendBatch(ctx, reqs)
+		b.start, b.size = start, size
+		a.commits <- b
 	}
 }
 
@@ -322,6 +330,7 @@ func (a *Archive) commitLoop(ctx context.Context) {
 				}
 			}
 		}
+		a.opt.Metrics.GroupCommit(len(b.reqs), b.size, time.Since(b.start), err)
 		if b.seg != 0 {
 			a.mu.Lock()
 			if a.inflight[b.seg]--; a.inflight[b.seg] <= 0 {

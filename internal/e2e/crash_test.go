@@ -66,8 +66,15 @@ type process struct {
 
 func startProcess(t *testing.T, dataDir, addr string, extra ...string) *process {
 	t.Helper()
+	return startServe(t, addr, append([]string{"--data-dir", dataDir, "--listen", addr, "--log-level", "warn"}, extra...)...)
+}
+
+// startServe runs `kinema serve args...` and waits until it accepts
+// connections on addr, where args make it listen.
+func startServe(t *testing.T, addr string, args ...string) *process {
+	t.Helper()
 	logf, _ := os.CreateTemp(t.TempDir(), "serve-*.log")
-	cmd := exec.Command(kinemaBinary(t), append([]string{"serve", "--data-dir", dataDir, "--listen", addr, "--log-level", "warn"}, extra...)...)
+	cmd := exec.Command(kinemaBinary(t), append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), "KINEMA_ACCESS_KEY_ID="+testKey, "KINEMA_SECRET_ACCESS_KEY="+testSecret)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

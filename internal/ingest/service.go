@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/metrics"
 )
 
 // Limits are the per-fragment and per-connection rules PutMedia enforces.
@@ -62,6 +63,9 @@ type Service struct {
 	// Claims, where several nodes share the archive, keeps a stream's
 	// ingest on one node at a time. Nil: this node is alone.
 	Claims Claims
+	// Metrics counts sessions, fragments, bytes, PERSISTED latency and
+	// errors; nil: not counted.
+	Metrics *metrics.Ingest
 
 	mu     sync.Mutex
 	active map[int64]*Conn

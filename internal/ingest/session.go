@@ -56,6 +56,7 @@ type pendingPersist struct {
 	frag     *stream.Fragment
 	timecode uint64
 	done     <-chan error
+	received time.Time // when the fragment's end arrived: PERSISTED latency starts there
 }
 
 type session struct {
@@ -94,6 +95,8 @@ func (c *Conn) Run(ctx context.Context, p Params, body io.Reader) (Summary, erro
 	svc := c.svc
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	svc.Metrics.SessionStarted()
+	defer svc.Metrics.SessionEnded()
 	s := &session{
 		c: c, svc: svc, ctx: ctx, cancel: cancel, p: p, lim: svc.Limits,
 		acks:  make(chan putmedia.Ack, 64),
@@ -135,6 +138,7 @@ func (c *Conn) Run(ctx context.Context, p Params, body io.Reader) (Summary, erro
 				continue
 			}
 			s.sum.Persisted++
+			svc.Metrics.Persisted(time.Since(pp.received))
 			s.acks <- putmedia.Ack{EventType: putmedia.AckPersisted, HasFragment: true, FragmentTimecode: pp.timecode, FragmentNumber: pp.frag.Number.String()}
 		}
 	}()
@@ -190,6 +194,7 @@ func (c *Conn) Run(ctx context.Context, p Params, body io.Reader) (Summary, erro
 	if se != nil {
 		if persistErr == nil {
 			s.acks <- s.errorAck(se.id)
+			svc.Metrics.Error(se.id)
 		}
 		svc.Log.Warn("PutMedia ended with an error", "stream", p.Stream.Name, "error_id", se.id, "err", se.err)
 	}
@@ -197,6 +202,7 @@ func (c *Conn) Run(ctx context.Context, p Params, body io.Reader) (Summary, erro
 	<-writerDone
 	if persistErr != nil {
 		s.sum.ErrorID = putmedia.ErrArchival
+		svc.Metrics.Error(putmedia.ErrArchival)
 		return s.sum, persistErr
 	}
 	if err == nil {
@@ -257,6 +263,7 @@ func (d deadlineReader) Read(b []byte) (int, error) {
 	if n > 0 {
 		d.s.c.lastData.Store(d.s.svc.Now().UnixNano())
 		d.s.sum.Bytes += int64(n)
+		d.s.svc.Metrics.Read(n)
 	}
 	return n, err
 }
@@ -472,6 +479,7 @@ func (s *session) checkTags(tags []stream.Tag) error {
 // complete closes the open fragment: RECEIVED, hand it to live readers, and
 // queue it for the archive (whose outcome becomes PERSISTED or ERROR 5001).
 func (s *session) complete() error {
+	received := time.Now()
 	f := s.open
 	s.open = nil
 	if _, err := s.svc.Archive.Index.StreamByID(s.ctx, s.p.Stream.ID); err != nil {
@@ -491,6 +499,7 @@ func (s *session) complete() error {
 		f.frag.SampleTable, _ = fmp4.SampleTable(*s.header, s.playable, data)
 	}
 	s.sum.Fragments++
+	s.svc.Metrics.Fragment()
 	if dup := s.storedCopy(&f.frag, data); dup != nil {
 		// A producer resends fragments whose PERSISTED ack it never got (the
 		// connection dropped in between); the archive keeps one copy, and
@@ -499,7 +508,7 @@ func (s *session) complete() error {
 		s.acks <- putmedia.Ack{EventType: putmedia.AckReceived, HasFragment: true, FragmentTimecode: f.sentTimecode, FragmentNumber: num}
 		done := make(chan error, 1)
 		done <- nil
-		s.queue <- pendingPersist{frag: dup, timecode: f.sentTimecode, done: done}
+		s.queue <- pendingPersist{frag: dup, timecode: f.sentTimecode, done: done, received: received}
 		return nil
 	}
 	num := f.frag.Number.String()
@@ -513,7 +522,7 @@ func (s *session) complete() error {
 	if err != nil {
 		return err
 	}
-	s.queue <- pendingPersist{frag: &f.frag, timecode: f.sentTimecode, done: done}
+	s.queue <- pendingPersist{frag: &f.frag, timecode: f.sentTimecode, done: done, received: received}
 	return nil
 }
 

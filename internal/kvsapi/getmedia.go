@@ -153,6 +153,8 @@ func (s *Server) getMedia(c *call) error {
 		}
 		defer release()
 	}
+	s.cfg.Readers.GetMediaStarted()
+	defer s.cfg.Readers.GetMediaEnded()
 	idx := s.cfg.Archive.Index
 	// cursor: the number of the last fragment "already delivered"; the
 	// response starts after it. fromLatest: NOW starts with the newest fragment.

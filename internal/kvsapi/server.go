@@ -25,6 +25,7 @@ import (
 	"github.com/kinema/kinema/internal/ingest"
 	"github.com/kinema/kinema/internal/limits"
 	"github.com/kinema/kinema/internal/memo"
+	"github.com/kinema/kinema/internal/metrics"
 	"github.com/kinema/kinema/internal/notify"
 	"github.com/kinema/kinema/internal/outbox"
 	"github.com/kinema/kinema/internal/playback"
@@ -78,6 +79,10 @@ type Config struct {
 	// fragment once it has caught up. Default 3 s.
 	GetMediaIdle time.Duration
 	Logger       *slog.Logger
+	// Metrics counts every routed operation; Readers the GetMedia
+	// connections. Nil: not counted.
+	Metrics *metrics.API
+	Readers *metrics.Readers
 }
 
 // IngestOwners finds the live node that ingests a stream.
@@ -128,6 +133,9 @@ type call struct {
 	ident     sigv4.Identity
 	requestID string
 	log       *slog.Logger
+	// status and errType are what writeError answered (0 and "": success).
+	status  int
+	errType string
 }
 
 // decode reads the JSON body into v, answering malformed JSON with a
@@ -164,6 +172,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, ok := s.routes[r.URL.Path]
 	c.log = s.log.With("op", rt.op, "request_id", c.requestID)
+	start := time.Now()
+	defer func() { s.cfg.Metrics.Request(rt.op, c.status, c.errType, time.Since(start), rt.long) }()
 	if !ok {
 		s.writeError(c, apierr.New("UnknownOperationException", "no operation at %s %s", r.Method, r.URL.Path))
 		return
@@ -394,5 +404,6 @@ func (s *Server) writeError(c *call, e *apierr.Error) {
 		level = slog.LevelError
 	}
 	c.log.Log(c.ctx, level, "request failed", "type", e.Type, "status", e.Status, "msg", e.Message)
+	c.status, c.errType = e.Status, e.Type
 	apierr.Write(c.w, e)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/metrics"
 	"github.com/kinema/kinema/internal/outbox"
 )
 
@@ -31,6 +32,8 @@ type Options struct {
 	Logger       *slog.Logger
 	// Now replaces the clock (tests). Nil: time.Now.
 	Now func() time.Time
+	// Metrics counts delivery attempts; nil: not counted.
+	Metrics *metrics.Outbox
 }
 
 // New returns a Notifier; cfg must have been validated.
@@ -46,7 +49,7 @@ func New(cfg Config, o Options) *Notifier {
 	n.worker = outbox.New(outbox.Options{
 		Kind: archive.TriggerNotification, Index: o.Index, Wake: o.Wake, PollInterval: o.PollInterval, Name: "notification", Logger: o.Logger, Now: o.Now,
 		MaxAttempts: cfg.MaxAttempts, MinBackoff: time.Duration(cfg.MinBackoff), MaxBackoff: time.Duration(cfg.MaxBackoff),
-		AttemptTimeout: time.Duration(cfg.AttemptTimeout), Concurrency: cfg.Concurrency,
+		AttemptTimeout: time.Duration(cfg.AttemptTimeout), Concurrency: cfg.Concurrency, Metrics: o.Metrics,
 	}, n.attempt)
 	return n
 }

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/kinema/kinema/internal/archive"
+	"github.com/kinema/kinema/internal/metrics"
 )
 
 // Outcome is what one attempt came to.
@@ -86,6 +87,8 @@ type Options struct {
 	AttemptTimeout time.Duration
 	// Concurrency bounds attempts in flight across all streams.
 	Concurrency int
+	// Metrics counts attempts by outcome; nil: not counted.
+	Metrics *metrics.Outbox
 }
 
 // Worker handles the rows of one outbox kind; see the package doc.
@@ -371,21 +374,25 @@ func (w *Worker) finish(r result) {
 	case r.Skip != "":
 		u.State, u.DoneMs, u.LastError, u.Attempts = archive.OutboxSkipped, doneMs, r.Skip, e.Attempts
 		w.stats.Skipped++
+		w.o.Metrics.Attempt(string(w.o.Kind), metrics.OutcomeSkipped)
 	case r.Err == nil:
 		u.State, u.DoneMs = archive.OutboxDelivered, doneMs
 		w.stats.Done++
+		w.o.Metrics.Attempt(string(w.o.Kind), metrics.OutcomeDelivered)
 	default:
 		w.stats.Failed++
 		u.LastError = r.Err.Error()
 		if u.Attempts >= w.o.MaxAttempts {
 			u.State, u.DoneMs = archive.OutboxDead, doneMs
 			w.stats.Dead++
+			w.o.Metrics.Attempt(string(w.o.Kind), metrics.OutcomeDead)
 			w.o.Logger.Warn(w.o.Name+" is dead after its last attempt", "stream_id", e.StreamID, "fragment", e.Fragment.String(),
 				"attempts", u.Attempts, "err", r.Err)
 		} else {
 			u.State, u.NextMs = archive.OutboxPending, doneMs+w.backoff(u.Attempts).Milliseconds()
 			e.Attempts, e.NextMs, e.LastError, e.LastAttemptMs = u.Attempts, u.NextMs, u.LastError, u.LastAttemptMs
 			pop = false
+			w.o.Metrics.Attempt(string(w.o.Kind), metrics.OutcomeRetry)
 			w.o.Logger.Info(w.o.Name+" attempt failed; will retry", "stream_id", e.StreamID, "fragment", e.Fragment.String(),
 				"attempt", u.Attempts, "retry_in", time.Duration(u.NextMs-doneMs)*time.Millisecond, "err", r.Err)
 		}

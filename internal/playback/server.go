@@ -14,6 +14,7 @@ import (
 	"github.com/kinema/kinema/internal/media/fmp4"
 	"github.com/kinema/kinema/internal/media/mkv"
 	"github.com/kinema/kinema/internal/memo"
+	"github.com/kinema/kinema/internal/metrics"
 	"github.com/kinema/kinema/internal/stream"
 )
 
@@ -27,6 +28,8 @@ type Server struct {
 
 	// PartTarget is the LL-HLS part duration; 0 means DefaultPartTarget.
 	PartTarget time.Duration
+	// Readers counts live sessions' playlist requests; nil: not counted.
+	Readers *metrics.Readers
 
 	tracks  memo.Map[int64, *trackSet] // by header id
 	parts   memo.Map[partsKey, []part] // LL-HLS parts of complete fragments
@@ -123,12 +126,18 @@ func (p *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case resource == "getHLSMasterPlaylist.m3u8" && s.Kind == HLS:
 		body, ctype, err = p.master(ctx, token, s, q)
 	case resource == "getHLSMediaPlaylist.m3u8" && s.Kind == HLS:
+		if s.Mode != OnDemand {
+			p.Readers.LivePlaylist(false)
+		}
 		body, ctype, err = p.media(ctx, token, s, q)
 	case resource == "getMP4InitFragment.mp4":
 		body, ctype, err = p.initSegment(ctx, s, q)
 	case resource == "getMP4MediaFragment.mp4":
 		parts, ctype, err = p.mediaSegment(ctx, s, q)
 	case resource == "getDASHManifest.mpd" && s.Kind == DASH:
+		if s.Mode != OnDemand {
+			p.Readers.LivePlaylist(true)
+		}
 		body, ctype, err = p.manifest(ctx, token, s)
 	case resource == "getTSFragment.ts" && s.Kind == HLS:
 		body, ctype, err = p.tsSegment(ctx, s, q)

@@ -47,6 +47,7 @@ import (
 
 	"github.com/kinema/kinema/internal/archive"
 	"github.com/kinema/kinema/internal/archive/segrec"
+	"github.com/kinema/kinema/internal/metrics"
 	"github.com/kinema/kinema/internal/s3conf"
 	"github.com/kinema/kinema/internal/stream"
 )
@@ -85,6 +86,8 @@ type Options struct {
 	// PutInterval is the least time between the starts of two Appends'
 	// PUTs (see the package doc). 0: each Append PUTs at once.
 	PutInterval time.Duration
+	// Metrics counts PUTs and range GETs; nil: not counted.
+	Metrics *metrics.S3Media
 }
 
 // ParseURL splits s3://bucket/prefix.
@@ -224,8 +227,10 @@ func (s *Store) Append(ctx context.Context, segmentID int64, recs []archive.Reco
 }
 
 func (s *Store) put(ctx context.Context, id, start int64, body []byte) error {
+	t := time.Now()
 	_, err := s.c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(id, start)),
 		Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
+	s.opt.Metrics.Put(len(body), time.Since(t), err)
 	if err != nil {
 		return fmt.Errorf("s3 media: storing segment %d at %d: %w", id, start, err)
 	}
@@ -267,6 +272,7 @@ func (s *Store) ReadAt(ctx context.Context, loc stream.Location) ([]byte, error)
 	}
 	out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(loc.SegmentID, c.start)),
 		Range: aws.String(fmt.Sprintf("bytes=%d-%d", from, to))})
+	s.opt.Metrics.GetRange(err)
 	if err != nil {
 		var nk *types.NoSuchKey
 		if errors.As(err, &nk) {
