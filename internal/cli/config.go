@@ -30,8 +30,8 @@ import (
 //     errors.
 //   - A few keys set what no flag may carry, because a command line is
 //     visible to every user of the machine: the secrets (fileSecret).
-//   - Precedence: the command line, then the environment (KINEMA_INDEX,
-//     KINEMA_MEDIA and the secrets' variables), then the file, then the
+//   - Precedence: the command line, then the environment (serveEnvFlags:
+//     KINEMA_INDEX, KINEMA_MEDIA, ... and the secrets' variables), then the file, then the
 //     built-in defaults.
 //
 // An unknown key, a bad value or a malformed file is an error naming the

@@ -28,7 +28,7 @@ type serveOptions struct {
 
 // serveEnvFlags are the flags whose default comes from the environment: a
 // variable that is set wins over the configuration file.
-var serveEnvFlags = map[string]string{"index": "KINEMA_INDEX", "media": "KINEMA_MEDIA"}
+var serveEnvFlags = map[string]string{"index": "KINEMA_INDEX", "media": "KINEMA_MEDIA", "node-id": "KINEMA_NODE_ID", "nats": "KINEMA_NATS"}
 
 // secrets are the settings kept off the command line: from the
 // environment, else the configuration file.
