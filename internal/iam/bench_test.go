@@ -69,7 +69,7 @@ func BenchmarkAuthorization(b *testing.B) {
 		recs = append(recs, put(kindKey, id, &AccessKey{ID: id, Account: acct, User: user, Status: KeyActive,
 			SecretEnc: s.seal.seal("access-key:"+id, []byte(secret))}))
 	}
-	if err := store.Apply(ctx, recs); err != nil {
+	if _, err := store.Apply(ctx, s.version, recs); err != nil {
 		b.Fatal(err)
 	}
 	if s, err = Open(ctx, Options{Store: store, ServerKey: make([]byte, 32), DefaultAccount: acct}); err != nil {

@@ -11,7 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// openDB opens the connection pool. A pooled connection whose server
+// OpenDB opens a connection pool to the database at dsn; every Kinema
+// store on PostgreSQL opens its pool here. A pooled connection whose server
 // process has gone (a PostgreSQL restart, pg_terminate_backend, a failover)
 // is not noticed by database/sql until a statement fails on it: pgx then
 // reads the server's farewell ("terminating connection due to administrator
@@ -22,7 +23,7 @@ import (
 // it, and then pgx's ping fails and database/sql takes another connection.
 // The peek is one non-blocking syscall; connections idle for over a second
 // are pinged anyway (pgx's default).
-func openDB(dsn string) (*sql.DB, error) {
+func OpenDB(dsn string) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
