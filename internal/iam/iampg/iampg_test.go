@@ -7,8 +7,8 @@ import (
 	"github.com/kinema/kinema/internal/archive/pgindex"
 	"github.com/kinema/kinema/internal/archive/pgindex/pgtest"
 	"github.com/kinema/kinema/internal/iam"
-	"github.com/kinema/kinema/internal/iam/iamtest"
 	"github.com/kinema/kinema/internal/iam/iampg"
+	"github.com/kinema/kinema/internal/iam/iamtest"
 )
 
 func open(t *testing.T, dsn string) *iampg.Store {

@@ -130,7 +130,7 @@ func testReplaceAndDelete(t *testing.T, a, b iam.Store) {
 		iam.Record{Kind: "role", Key: "x/u1", Value: []byte(`same key, other kind`)})
 	v = apply(t, b, v,
 		iam.Record{Kind: "user", Key: "x/u1", Value: []byte(`1 again`)},
-		iam.Record{Kind: "user", Key: "x/u2"},      // deleted
+		iam.Record{Kind: "user", Key: "x/u2"},     // deleted
 		iam.Record{Kind: "device", Key: "absent"}) // deleting nothing is no error
 	got, gv := all(t, a)
 	if gv != v {
