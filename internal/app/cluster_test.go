@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	avtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 
 	"github.com/kinema/kinema/internal/app"
+	"github.com/kinema/kinema/internal/archive/pgindex"
 	"github.com/kinema/kinema/internal/archive/pgindex/pgtest"
 	"github.com/kinema/kinema/internal/iam"
 	"github.com/kinema/kinema/internal/mediatest"
@@ -49,13 +51,20 @@ func (c cluster) config(dataDir, serverKey string) app.Config {
 		S3: s3conf.Config{Endpoint: c.s3.Endpoint, AccessKeyID: s3test.AccessKey, SecretAccessKey: s3test.SecretKey, PathStyle: true}}
 }
 
+// start starts a node. The node before it on the schema has just
+// stopped: PostgreSQL drops its one-node lock when that session's backend
+// has exited, which may be a moment after the connection closed.
 func start(t *testing.T, cfg app.Config) *app.App {
 	t.Helper()
-	a, err := app.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		a, err := app.Start(context.Background(), cfg)
+		if err == nil {
+			return a
+		}
+		if !errors.Is(err, pgindex.ErrNodeLocked) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
-	return a
 }
 
 func stop(t *testing.T, a *app.App) {

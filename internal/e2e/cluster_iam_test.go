@@ -117,7 +117,9 @@ func TestScaleTwoNodesShareIAMAndSessions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sts get-session-token on A: %v\n%s", err, stderr)
 	}
-	var got struct{ Credentials struct{ AccessKeyId, SecretAccessKey, SessionToken string } }
+	var got struct {
+		Credentials struct{ AccessKeyId, SecretAccessKey, SessionToken string }
+	}
 	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 		t.Fatal(err)
 	}
