@@ -19,6 +19,7 @@ import (
 	"github.com/kinema/kinema/internal/archive/pgindex"
 	"github.com/kinema/kinema/internal/archive/pgindex/pgtest"
 	"github.com/kinema/kinema/internal/iam"
+	"github.com/kinema/kinema/internal/iam/iampg"
 	"github.com/kinema/kinema/internal/mediatest"
 	"github.com/kinema/kinema/internal/producer"
 	"github.com/kinema/kinema/internal/s3conf"
@@ -217,4 +218,35 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A node that cannot follow the shared IAM store (a record it cannot
+// load) says so on the readiness endpoint, so the load balancer drains it
+// instead of letting it authorize with a state the others have left.
+func TestReadyReportsIAMNotFollowing(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t)
+	a := start(t, c.config(t.TempDir(), serverKey1))
+	defer stop(t, a)
+	if code, body := get(t, a.URL+app.ReadyPath); code != 200 {
+		t.Fatalf("ready: %d %s", code, body)
+	}
+	other, err := iampg.Open(ctx, c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	v, _ := other.Version(ctx)
+	if _, err := other.Apply(ctx, v, []iam.Record{{Kind: "gadget", Key: "from-a-newer-node", Value: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(3 * iam.FollowInterval); ; time.Sleep(50 * time.Millisecond) {
+		code, body := get(t, a.URL+app.ReadyPath)
+		if code == 503 && strings.Contains(body, "iam") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ready with an unreadable IAM store: %d %s", code, body)
+		}
+	}
 }

@@ -50,6 +50,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinema/kinema/internal/apierr"
@@ -87,6 +88,8 @@ type Service struct {
 	policy map[string]*Policy // compiled, by account/name
 	// version is the store version st and policy are at.
 	version int64
+	// followErr is why the last refresh by Follow failed (nil: it did not).
+	followErr atomic.Pointer[error]
 
 	sessionPolicies memo.Map[string, *Policy] // by document
 }
@@ -250,8 +253,11 @@ func (s *Service) Refresh(ctx context.Context) error {
 
 // Follow refreshes every interval (FollowInterval if 0) until ctx ends:
 // what makes a Service on a shared store see other nodes' changes. A
-// failed refresh is logged and retried at the next tick; the state in
-// memory keeps serving meanwhile.
+// failed refresh is logged, reported by FollowErr, and retried at the next
+// tick; the state in memory keeps serving meanwhile. A store that cannot
+// be read whole (a record this node cannot load) keeps the last state
+// rather than a partial one: dropping a Deny policy this version cannot
+// parse would grant what another node meant to refuse.
 func (s *Service) Follow(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = FollowInterval
@@ -266,6 +272,14 @@ func (s *Service) Follow(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		err := s.Refresh(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.followErr.Store(&err)
+		} else {
+			s.followErr.Store(nil)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			s.opt.Logger.Error("iam: cannot follow the shared store; serving the last state read", "err", err)
@@ -275,6 +289,16 @@ func (s *Service) Follow(ctx context.Context, interval time.Duration) {
 			failing = false
 		}
 	}
+}
+
+// FollowErr says why this node is not following the shared store (nil
+// while it is): its IAM state may be behind the other nodes', so it should
+// get no traffic (the readiness endpoint reports it).
+func (s *Service) FollowErr() error {
+	if p := s.followErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (s *Service) load(st *state, pol map[string]*Policy, r Record) error {
