@@ -191,6 +191,12 @@ func (s *Service) read(ctx context.Context) (state, map[string]*Policy, int64, e
 // write succeeded. A write that lost a race with another node
 // (ErrConflict) is decided again on the newer state.
 func (s *Service) update(ctx context.Context, fn func() error) error {
+	// Catch up before taking the write lock, so that requests are not held
+	// for a reload (a few hundred milliseconds at 10,000 keys); under the
+	// lock, catching up again is then one version query.
+	if err := s.Refresh(ctx); err != nil {
+		return apierr.Internal(fmt.Errorf("iam store: %w", err))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 1; ; attempt++ {

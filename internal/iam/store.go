@@ -66,9 +66,6 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "busy_timeout(10000)")
-	// BEGIN IMMEDIATE: Apply reads the version then writes, and two
-	// processes on one file must not both read it before either writes.
-	q.Add("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, err
@@ -127,7 +124,10 @@ func (s *SQLiteStore) Close() error { return s.db.Close() }
 type SQLDialect struct{ Bump, Delete, Put string }
 
 // ApplySQL is Apply for a store in a SQL database (SQLite here, PostgreSQL
-// in another package): version check and changes in one transaction.
+// in another package): version check and changes in one transaction. The
+// check is the transaction's first statement, a write: it takes the
+// database's write lock (SQLite) or the version row's lock (PostgreSQL)
+// before anything is read, so two writers from one base cannot both pass.
 func ApplySQL(ctx context.Context, db *sql.DB, base int64, changes []Record, d SQLDialect) (int64, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
