@@ -37,20 +37,42 @@ func sharedIndex(index string) bool {
 // they are the data dir's playback.key and notify.key, as a single node
 // has always kept them.
 func nodeKeys(cfg Config, serverKey []byte, ncfg *notify.Config) (*playback.Keyring, error) {
-	if cfg.ServerKey == "" {
-		if err := ncfg.LoadKey(cfg.DataDir); err != nil {
-			return nil, err
-		}
-		return playback.LoadKeyring(cfg.DataDir)
-	}
-	nk, err := iam.DeriveKey(serverKey, notifyKeyPurpose)
-	if err != nil {
+	if err := loadNotifyKey(cfg.DataDir, cfg.ServerKey != "", serverKey, ncfg); err != nil {
 		return nil, err
 	}
-	ncfg.UseKey(nk)
+	if cfg.ServerKey == "" {
+		return playback.LoadKeyring(cfg.DataDir)
+	}
 	pk, err := iam.DeriveKey(serverKey, playbackKeyPurpose)
 	if err != nil {
 		return nil, err
 	}
 	return playback.NewKeyring(pk), nil
+}
+
+// LoadNotifyKey sets into ncfg the notification key of a node with this
+// data dir and configured server key (KINEMA_SERVER_KEY's 64 hex digits,
+// "" for none): what `kinema events secret` needs to print the secret the
+// server signs a webhook with.
+func LoadNotifyKey(dataDir, serverKeyHex string, ncfg *notify.Config) error {
+	if serverKeyHex == "" {
+		return ncfg.LoadKey(dataDir)
+	}
+	key, err := iam.LoadServerKey(dataDir, serverKeyHex)
+	if err != nil {
+		return err
+	}
+	return loadNotifyKey(dataDir, true, key, ncfg)
+}
+
+func loadNotifyKey(dataDir string, configured bool, serverKey []byte, ncfg *notify.Config) error {
+	if !configured {
+		return ncfg.LoadKey(dataDir)
+	}
+	nk, err := iam.DeriveKey(serverKey, notifyKeyPurpose)
+	if err != nil {
+		return err
+	}
+	ncfg.UseKey(nk)
+	return nil
 }

@@ -114,3 +114,20 @@ func TestDataDirKeysWithoutServerKey(t *testing.T) {
 		}
 	}
 }
+
+// LoadNotifyKey (what `kinema events secret` uses) gives the key the
+// server signs with, with and without a server key.
+func TestLoadNotifyKeyIsTheServers(t *testing.T) {
+	const k = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	for _, key := range []string{k, ""} {
+		dir := t.TempDir()
+		_, hook := keysOf(t, dir, key)
+		var c notify.Config
+		if err := LoadNotifyKey(dir, key, &c); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.SecretFor("https://hooks.example.com/kvs"); got != hook {
+			t.Fatalf("server key %q: events secret %s, server %s", key, got, hook)
+		}
+	}
+}
