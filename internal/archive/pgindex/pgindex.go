@@ -10,7 +10,10 @@
 //
 // Schema migrations (migrations/*.sql) are applied by Open in one
 // transaction under an advisory lock, recorded in schema_migrations: nodes
-// starting together apply each version exactly once.
+// starting together apply each version exactly once. Other stores in the
+// same database (the IAM store, iampg) apply theirs with the same Migrate,
+// recorded in a table of their own. OpenDB is the connection pool every
+// one of them uses.
 //
 // Several nodes write at once, so where the embedded index relied on its
 // single writer connection this one says so in SQL:
