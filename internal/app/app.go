@@ -158,6 +158,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			if a.cancel != nil { // stop what already runs on the stores
+				a.cancel()
+				a.wg.Wait()
+			}
 			a.closeStores()
 		}
 	}()
