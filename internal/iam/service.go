@@ -123,13 +123,14 @@ func add[T any](ctx context.Context, s *Service, m map[string]*T, kind, key, wha
 	return nil
 }
 
-// list copies the entities of m that keep selects, in less's order: every
-// listing of the admin API.
-func list[T any](s *Service, m map[string]*T, keep func(*T) bool, less func(a, b *T) bool) []T {
+// list copies the entities of the map of state that of selects and keep
+// accepts, in less's order: every listing of the admin API. The map is
+// chosen under the lock, since a refresh replaces the whole state.
+func list[T any](s *Service, of func(*state) map[string]*T, keep func(*T) bool, less func(a, b *T) bool) []T {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []T
-	for _, v := range m {
+	for _, v := range of(&s.st) {
 		if keep(v) {
 			out = append(out, *v)
 		}
@@ -452,7 +453,7 @@ func (s *Service) CreateAccount(ctx context.Context, name, id string) (*Account,
 
 // ListAccounts returns every account, by name.
 func (s *Service) ListAccounts() []Account {
-	return list(s, s.st.accounts, func(*Account) bool { return true }, func(a, b *Account) bool { return a.Name < b.Name })
+	return list(s, func(st *state) map[string]*Account { return st.accounts }, func(*Account) bool { return true }, func(a, b *Account) bool { return a.Name < b.Name })
 }
 
 // Account finds an account by id or name.
@@ -556,7 +557,7 @@ func (s *Service) CreateUser(ctx context.Context, account, name string) (*User, 
 
 // ListUsers returns an account's users, by name.
 func (s *Service) ListUsers(account string) []User {
-	return list(s, s.st.users, func(u *User) bool { return u.Account == account }, func(a, b *User) bool { return a.Name < b.Name })
+	return list(s, func(st *state) map[string]*User { return st.users }, func(u *User) bool { return u.Account == account }, func(a, b *User) bool { return a.Name < b.Name })
 }
 
 // DeleteUser removes a user and its access keys.
@@ -622,7 +623,7 @@ func (s *Service) CreateAccessKey(ctx context.Context, account, user string) (*N
 // ListAccessKeys returns an account's keys (of one user, if user is set).
 // Secrets are not included.
 func (s *Service) ListAccessKeys(account, user string) []AccessKey {
-	out := list(s, s.st.keys, func(k *AccessKey) bool { return k.Account == account && (user == "" || k.User == user) },
+	out := list(s, func(st *state) map[string]*AccessKey { return st.keys }, func(k *AccessKey) bool { return k.Account == account && (user == "" || k.User == user) },
 		func(a, b *AccessKey) bool {
 			return a.Created.Before(b.Created) || a.Created.Equal(b.Created) && a.ID < b.ID
 		})
@@ -709,7 +710,7 @@ func (s *Service) GetPolicy(account, name string) (*StoredPolicy, error) {
 
 // ListPolicies returns an account's policies, by name.
 func (s *Service) ListPolicies(account string) []StoredPolicy {
-	return list(s, s.st.policies, func(p *StoredPolicy) bool { return p.Account == account }, func(a, b *StoredPolicy) bool { return a.Name < b.Name })
+	return list(s, func(st *state) map[string]*StoredPolicy { return st.policies }, func(p *StoredPolicy) bool { return p.Account == account }, func(a, b *StoredPolicy) bool { return a.Name < b.Name })
 }
 
 // DeletePolicy removes a policy that nothing is attached to.
@@ -838,7 +839,7 @@ func (s *Service) CreateRole(ctx context.Context, account, name string, maxSessi
 
 // ListRoles returns an account's roles, by name.
 func (s *Service) ListRoles(account string) []Role {
-	return list(s, s.st.roles, func(r *Role) bool { return r.Account == account }, func(a, b *Role) bool { return a.Name < b.Name })
+	return list(s, func(st *state) map[string]*Role { return st.roles }, func(r *Role) bool { return r.Account == account }, func(a, b *Role) bool { return a.Name < b.Name })
 }
 
 // DeleteRole removes a role that no role alias names. Sessions of it stop
@@ -917,7 +918,7 @@ func (s *Service) CreateRoleAlias(ctx context.Context, account, alias, role stri
 
 // ListRoleAliases returns an account's role aliases.
 func (s *Service) ListRoleAliases(account string) []RoleAlias {
-	return list(s, s.st.aliases, func(a *RoleAlias) bool { return a.Account == account }, func(a, b *RoleAlias) bool { return a.Alias < b.Alias })
+	return list(s, func(st *state) map[string]*RoleAlias { return st.aliases }, func(a *RoleAlias) bool { return a.Account == account }, func(a, b *RoleAlias) bool { return a.Alias < b.Alias })
 }
 
 // DeleteRoleAlias removes a role alias.
@@ -1002,7 +1003,7 @@ func (s *Service) RevokeDevice(ctx context.Context, account, thing string) error
 
 // ListDevices returns an account's registered certificates.
 func (s *Service) ListDevices(account string) []Device {
-	return list(s, s.st.devices, func(d *Device) bool { return d.Account == account },
+	return list(s, func(st *state) map[string]*Device { return st.devices }, func(d *Device) bool { return d.Account == account },
 		func(a, b *Device) bool { return a.Thing < b.Thing || a.Thing == b.Thing && a.Created.Before(b.Created) })
 }
 
