@@ -47,11 +47,16 @@ func serverSaidGoodbye(c net.Conn) bool {
 	}
 	pending := false
 	var b [1]byte
-	raw.Read(func(fd uintptr) bool {
+	// Control, not Read: Read first takes the socket's read lock, which
+	// pgx's background reader holds while it waits for a message (pgx
+	// starts one when a write is slow, over 15 ms on a loaded machine, and
+	// it stays parked in Read after the query). Waiting for that lock
+	// blocked BeginTx forever on an idle connection. A peek consumes
+	// nothing, so it may run beside that reader.
+	raw.Control(func(fd uintptr) {
 		// No error: a message (n > 0) or end-of-file (n == 0).
 		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		pending = err == nil
-		return true // never wait for readiness
 	})
 	return pending
 }
