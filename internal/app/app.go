@@ -172,15 +172,26 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			if a.cancel != nil { // stop what already runs on the stores
+				a.cancel()
+				a.wg.Wait()
+			}
 			a.closeStores()
 		}
 	}()
 
+	if sharedIndex(cfg.Index) && cfg.ServerKey == "" {
+		return nil, errClusterNeedsServerKey
+	}
+	serverKey, err := iam.LoadServerKey(cfg.DataDir, cfg.ServerKey)
+	if err != nil {
+		return nil, err
+	}
 	var indexKind, mediaKind string
 	if a.index, indexKind, err = OpenIndex(ctx, cfg.Index, cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if err := a.openIAM(ctx, cfg, creds); err != nil {
+	if err := a.openIAM(ctx, cfg, creds, serverKey); err != nil {
 		return nil, err
 	}
 	if a.media, mediaKind, err = openMedia(ctx, cfg, a.Metrics.S3Media); err != nil {
@@ -215,7 +226,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err := ncfg.Validate(); err != nil {
 		return nil, fmt.Errorf("notification configuration: %w", err)
 	}
-	if err := ncfg.LoadKey(cfg.DataDir); err != nil {
+	keys, err := nodeKeys(cfg, serverKey, &ncfg)
+	if err != nil {
 		return nil, err
 	}
 	// The janitor and the outbox consumers run on one node at a time, the
@@ -234,6 +246,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	go func() { defer a.wg.Done(); a.Archive.Run(runCtx) }()
 	go func() { defer a.wg.Done(); janitor.Run(runCtx) }()
 	go func() { defer a.wg.Done(); a.Notifier.Run(runCtx) }()
+	if sharedIndex(cfg.Index) { // other nodes change IAM too
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); a.IAM.Follow(runCtx, 0) }()
+	}
 
 	ing := ingest.NewService(a.Archive, cfg.Logger)
 	ing.Metrics = a.Metrics.Ingest
@@ -286,10 +302,6 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 
-	keys, err := playback.LoadKeyring(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
 	lcfg := limits.Defaults()
 	if cfg.RateLimits != nil {
 		lcfg = *cfg.RateLimits
@@ -433,23 +445,12 @@ func (a *App) closeStores() error {
 	return errors.Join(errs...)
 }
 
-// openIAM opens the accounts, keys and policies (kept in the index
-// database) and the audit log; the root key is the default account's
-// operator.
-func (a *App) openIAM(ctx context.Context, cfg Config, root Credentials) error {
-	key, err := iam.LoadServerKey(cfg.DataDir, cfg.ServerKey)
-	if err != nil {
-		return err
-	}
-	// In the embedded index's database when there is one; with a
-	// PostgreSQL index, in a database file of its own in the data dir (a
-	// PostgreSQL IAM store is future work: the Store interface is three
-	// methods).
-	dbFile := "index.db"
-	if cfg.Index != "" {
-		dbFile = "iam.db"
-	}
-	store, err := iam.OpenSQLite(ctx, filepath.Join(cfg.DataDir, dbFile))
+// openIAM opens the accounts, keys and policies and the audit log; the
+// root key is the default account's operator. They are kept in the
+// embedded index's database, or with a PostgreSQL index in that database,
+// shared by the nodes (Start follows it).
+func (a *App) openIAM(ctx context.Context, cfg Config, root Credentials, serverKey []byte) error {
+	store, err := openIAMStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -461,8 +462,8 @@ func (a *App) openIAM(ctx context.Context, cfg Config, root Credentials) error {
 	if account == "" {
 		account = kvsapi.DefaultAccount
 	}
-	a.IAM, err = iam.Open(ctx, iam.Options{Store: store, ServerKey: key, DefaultAccount: account,
-		RootAccessKeyID: root.AccessKeyID, RootSecret: root.SecretAccessKey, Now: cfg.IAMClock, Audit: a.audit})
+	a.IAM, err = iam.Open(ctx, iam.Options{Store: store, ServerKey: serverKey, DefaultAccount: account,
+		RootAccessKeyID: root.AccessKeyID, RootSecret: root.SecretAccessKey, Now: cfg.IAMClock, Audit: a.audit, Logger: cfg.Logger})
 	return err
 }
 

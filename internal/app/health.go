@@ -14,7 +14,8 @@ import (
 //   - LivePath answers 200 while the process serves HTTP at all: restart
 //     the node when it stops answering.
 //   - ReadyPath answers 200 only when the index and the media store answer
-//     too, else 503 with the reason: send no traffic to the node meanwhile.
+//     too, and IAM follows the shared store, else 503 with the reason:
+//     send no traffic to the node meanwhile.
 const (
 	LivePath  = "/kinema/live"
 	ReadyPath = "/kinema/ready"
@@ -51,7 +52,8 @@ func (a *App) withHealth(next http.Handler) http.Handler {
 	})
 }
 
-// ready pings the index and the media store, each for at most 3 s.
+// ready pings the index and the media store, each for at most 3 s, and
+// asks whether IAM follows the shared store.
 func (a *App) ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -61,6 +63,11 @@ func (a *App) ready(ctx context.Context) error {
 			if err := p.Ping(ctx); err != nil {
 				errs = append(errs, errors.New(name+": "+err.Error()))
 			}
+		}
+	}
+	if a.IAM != nil {
+		if err := a.IAM.FollowErr(); err != nil {
+			errs = append(errs, errors.New("iam: "+err.Error()))
 		}
 	}
 	return errors.Join(errs...)

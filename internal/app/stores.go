@@ -16,6 +16,8 @@ import (
 	"github.com/kinema/kinema/internal/archive/s3media"
 	"github.com/kinema/kinema/internal/archive/sqlindex"
 	"github.com/kinema/kinema/internal/clipmeta"
+	"github.com/kinema/kinema/internal/iam"
+	"github.com/kinema/kinema/internal/iam/iampg"
 	"github.com/kinema/kinema/internal/metrics"
 )
 
@@ -132,4 +134,56 @@ func advertisedURL(cfg Config) string {
 		scheme = "https"
 	}
 	return scheme + "://" + cfg.Listen
+}
+
+// iamFile is where a node with a PostgreSQL index kept IAM before IAM
+// moved to PostgreSQL: imported once into an empty shared store.
+const iamFile = "iam.db"
+
+// openIAMStore opens the IAM store beside the index: in the embedded
+// index's database file, or in the PostgreSQL database (migrated like the
+// index).
+func openIAMStore(ctx context.Context, cfg Config) (iam.Store, error) {
+	if !sharedIndex(cfg.Index) {
+		s, err := iam.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "index.db"))
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	s, err := iampg.Open(ctx, cfg.Index)
+	if err != nil {
+		return nil, err
+	}
+	if err := importIAM(ctx, s, filepath.Join(cfg.DataDir, iamFile)); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// importIAM copies the entities of the SQLite file at path into the
+// shared store if that was never written (version 0): what a node on a
+// PostgreSQL index kept in its data dir before IAM moved there. Nodes
+// starting together race for it; the compare-and-swap lets one import.
+func importIAM(ctx context.Context, shared iam.Store, path string) error {
+	if v, err := shared.Version(ctx); err != nil || v != 0 {
+		return err
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	old, err := iam.OpenSQLite(ctx, path)
+	if err != nil {
+		return fmt.Errorf("importing %s: %w", path, err)
+	}
+	defer old.Close()
+	recs, _, err := old.All(ctx)
+	if err != nil || len(recs) == 0 {
+		return err
+	}
+	if _, err := shared.Apply(ctx, 0, recs); err != nil && !errors.Is(err, iam.ErrConflict) {
+		return fmt.Errorf("importing %s: %w", path, err)
+	}
+	return nil
 }

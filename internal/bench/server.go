@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -36,6 +38,13 @@ func StartServer(dataDir string, key, secret string, extra ...string) (*Server, 
 	args := append([]string{"serve", "--data-dir", dataDir, "--listen", addr, "--log-level", "error"}, extra...)
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), "KINEMA_ACCESS_KEY_ID="+key, "KINEMA_SECRET_ACCESS_KEY="+secret)
+	if os.Getenv("KINEMA_SERVER_KEY") == "" {
+		// A PostgreSQL index wants one (shared by a cluster's nodes); the
+		// benchmark's throw-away server gets a throw-away key.
+		b := make([]byte, 32)
+		rand.Read(b)
+		cmd.Env = append(cmd.Env, "KINEMA_SERVER_KEY="+hex.EncodeToString(b))
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

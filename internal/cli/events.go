@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/kinema/kinema/internal/app"
 	"github.com/kinema/kinema/internal/notify"
 	"github.com/kinema/kinema/internal/stream"
 )
@@ -131,7 +132,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer, env
 		return 2
 	}
 	if sub == "secret" {
-		return eventsSecret(fs.Args(), *dataDir, *notifyConfig, stdout, stderr)
+		return eventsSecret(fs.Args(), *dataDir, *notifyConfig, env("KINEMA_SERVER_KEY"), stdout, stderr)
 	}
 	c := &eventsClient{endpoint: *endpoint, region: *region, http: &http.Client{Timeout: time.Minute},
 		creds: aws.Credentials{AccessKeyID: *accessKey, SecretAccessKey: *secretKey}}
@@ -230,7 +231,7 @@ func listEvents(ctx context.Context, c *eventsClient, in map[string]any, asJSON 
 }
 
 // eventsSecret prints a webhook's signing secret as the server computes it.
-func eventsSecret(args []string, dataDir, configPath string, stdout, stderr io.Writer) int {
+func eventsSecret(args []string, dataDir, configPath, serverKey string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprintln(stderr, "usage: kinema events secret [--data-dir DIR] [--notify-config FILE] URL")
 		return 2
@@ -248,7 +249,8 @@ func eventsSecret(args []string, dataDir, configPath string, stdout, stderr io.W
 		err = errors.New("only webhooks are signed")
 	}
 	if err == nil {
-		err = cfg.LoadKey(dataDir)
+		// With KINEMA_SERVER_KEY the server derives the key from it.
+		err = app.LoadNotifyKey(dataDir, serverKey, &cfg)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "kinema events: %v\n", err)

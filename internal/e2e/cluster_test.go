@@ -46,6 +46,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	s3srv.Bucket(t, "media")
 	t.Setenv("KINEMA_S3_ACCESS_KEY_ID", s3test.AccessKey)
 	t.Setenv("KINEMA_S3_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("KINEMA_SERVER_KEY", clusterServerKey)
 	subject := "kinema.test." + randomHex(6)
 	backends := []string{"--index", pgtest.Schema(t), "--media", "s3://media/k", "--s3-endpoint", s3srv.Endpoint,
 		"--media-put-interval", "100ms", "--nats", natsURL, "--nats-subject", subject}

@@ -34,6 +34,7 @@ func TestScaleServeOnPostgresAndS3(t *testing.T) {
 	dsn := pgtest.Schema(t)
 	t.Setenv("KINEMA_S3_ACCESS_KEY_ID", s3test.AccessKey)
 	t.Setenv("KINEMA_S3_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("KINEMA_SERVER_KEY", clusterServerKey)
 	backends := []string{"--index", dsn, "--media", "s3://media/kinema", "--s3-endpoint", s3srv.Endpoint}
 	p := startProcess(t, t.TempDir(), freePort(t), append(backends, "--node-id", "n1")...)
 	kv, am := p.clients()
@@ -125,6 +126,7 @@ func TestScaleRefusesUnreachableBackends(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("KINEMA_S3_ACCESS_KEY_ID", s3test.AccessKey)
 			t.Setenv("KINEMA_S3_SECRET_ACCESS_KEY", s3test.SecretKey)
+			t.Setenv("KINEMA_SERVER_KEY", clusterServerKey)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			out, err := serveOnce(ctx, t, c.args...)
@@ -201,6 +203,7 @@ func TestScalePostgresConnectionsDropped(t *testing.T) {
 func startScaleNode(t *testing.T, s3srv *s3test.Server, dsn string) *process {
 	t.Setenv("KINEMA_S3_ACCESS_KEY_ID", s3test.AccessKey)
 	t.Setenv("KINEMA_S3_SECRET_ACCESS_KEY", s3test.SecretKey)
+	t.Setenv("KINEMA_SERVER_KEY", clusterServerKey)
 	p := startProcess(t, t.TempDir(), freePort(t), "--index", dsn, "--media", "s3://media/k",
 		"--s3-endpoint", s3srv.Endpoint, "--media-put-interval", "0s")
 	kv, _ := p.clients()

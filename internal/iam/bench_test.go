@@ -19,24 +19,19 @@ import (
 	"github.com/kinema/kinema/internal/sigv4"
 )
 
-// BenchmarkAuthorization measures what every request pays before its
-// handler runs: SigV4 verification (key lookup, signing-key derivation,
-// canonical request, HMAC) plus policy evaluation, with 10,000 access keys
-// and 1,000 policies in the service, each user holding three policies
-// (device policies with policy variables, viewer policies with tag and time
-// conditions, deny statements). Each iteration is a different pre-signed
-// request by a different key, so the signing-key cache mostly misses. It
-// reports the p50, p99 and max of the per-request cost:
-//
-//	go test -run '^$' -bench BenchmarkAuthorization -benchtime 20000x ./internal/iam/
-func BenchmarkAuthorization(b *testing.B) {
+// benchCred is one key of loadedService.
+type benchCred struct{ id, secret, user string }
+
+// loadedService opens a Service on an SQLite store holding 10,000 users
+// with a key each and 1,000 policies, three attached to each user.
+func loadedService(b *testing.B) (*Service, []benchCred) {
 	const nKeys, nPolicies = 10000, 1000
 	ctx := context.Background()
 	store, err := OpenSQLite(ctx, filepath.Join(b.TempDir(), "iam.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	b.Cleanup(func() { store.Close() })
 	s, err := Open(ctx, Options{Store: store, ServerKey: make([]byte, 32), DefaultAccount: "000000000000"})
 	if err != nil {
 		b.Fatal(err)
@@ -58,23 +53,39 @@ func BenchmarkAuthorization(b *testing.B) {
 		}
 		recs = append(recs, put(kindPolicy, qualify(acct, fmt.Sprintf("p%d", i)), &StoredPolicy{Account: acct, Name: fmt.Sprintf("p%d", i), Document: doc}))
 	}
-	type cred struct{ id, secret, user string }
-	creds := make([]cred, nKeys)
+	creds := make([]benchCred, nKeys)
 	for i := range nKeys {
 		user := fmt.Sprintf("cam-%d", i)
 		pols := []string{fmt.Sprintf("p%d", (i*3)%nPolicies), fmt.Sprintf("p%d", (i*3+1)%nPolicies), fmt.Sprintf("p%d", (i*3+2)%nPolicies)}
 		recs = append(recs, put(kindUser, qualify(acct, user), &User{Account: acct, Name: user, Policies: pols}))
 		id, secret := NewKeyPair("AKIA")
-		creds[i] = cred{id, secret, user}
+		creds[i] = benchCred{id, secret, user}
 		recs = append(recs, put(kindKey, id, &AccessKey{ID: id, Account: acct, User: user, Status: KeyActive,
 			SecretEnc: s.seal.seal("access-key:"+id, []byte(secret))}))
 	}
-	if err := store.Apply(ctx, recs); err != nil {
+	if _, err := store.Apply(ctx, s.version, recs); err != nil {
 		b.Fatal(err)
 	}
 	if s, err = Open(ctx, Options{Store: store, ServerKey: make([]byte, 32), DefaultAccount: acct}); err != nil {
 		b.Fatal(err)
 	}
+	return s, creds
+}
+
+// BenchmarkAuthorization measures what every request pays before its
+// handler runs: SigV4 verification (key lookup, signing-key derivation,
+// canonical request, HMAC) plus policy evaluation, with 10,000 access keys
+// and 1,000 policies in the service, each user holding three policies
+// (device policies with policy variables, viewer policies with tag and time
+// conditions, deny statements). Each iteration is a different pre-signed
+// request by a different key, so the signing-key cache mostly misses. It
+// reports the p50, p99 and max of the per-request cost:
+//
+//	go test -run '^$' -bench BenchmarkAuthorization -benchtime 20000x ./internal/iam/
+func BenchmarkAuthorization(b *testing.B) {
+	ctx := context.Background()
+	s, creds := loadedService(b)
+	acct := s.DefaultAccount()
 	v := &sigv4.Verifier{Service: "kinesisvideo", Credentials: s}
 
 	// Pre-signed requests, one per key (round robin over b.N).
@@ -84,7 +95,7 @@ func BenchmarkAuthorization(b *testing.B) {
 		arn  string
 		act  string
 	}
-	n := min(b.N, nKeys)
+	n := min(b.N, len(creds))
 	reqs := make([]signed, n)
 	now := time.Now()
 	for i := range n {
@@ -137,4 +148,20 @@ func BenchmarkAuthorization(b *testing.B) {
 	report(wall, "wall")
 	report(cpu, "cpu")
 	b.ReportMetric(float64(allowed)/float64(b.N), "allowed-ratio")
+}
+
+// BenchmarkReload measures what a node does when another node changed IAM:
+// read the whole store (10,000 users and keys, 1,000 policies), decrypt
+// every secret and compile every policy.
+//
+//	go test -run '^$' -bench BenchmarkReload -benchtime 20x ./internal/iam/
+func BenchmarkReload(b *testing.B) {
+	ctx := context.Background()
+	s, _ := loadedService(b)
+	b.ResetTimer()
+	for range b.N {
+		if _, _, _, err := s.read(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -3,7 +3,9 @@ package iam
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -64,6 +66,17 @@ func LoadServerKey(dir, env string) ([]byte, error) {
 		return nil, err
 	}
 	return k, f.Close()
+}
+
+// DeriveKey derives a 32-byte key for one purpose from the server key
+// (HKDF-SHA256, the purpose as the info): every node configured with the
+// same server key derives the same key, while a key of one purpose tells
+// nothing of the server key or of another purpose's key.
+func DeriveKey(serverKey []byte, purpose string) ([]byte, error) {
+	if len(serverKey) != 32 {
+		return nil, errors.New("iam: the server key must be 32 bytes")
+	}
+	return hkdf.Key(sha256.New, serverKey, nil, purpose, 32)
 }
 
 func newSealer(key []byte) (*sealer, error) {

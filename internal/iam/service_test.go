@@ -222,3 +222,54 @@ func TestDeleteAccountCascades(t *testing.T) {
 	s.opt.Store.Close()
 	check(openTestService(t, dir, key, nil), "after reopening")
 }
+
+// A shared store this node cannot read whole (here a record another
+// version wrote that does not parse) leaves the last state serving, and
+// Follow reports it; once the store is readable again it follows again.
+func TestFollowKeepsLastStateOnUnreadableStore(t *testing.T) {
+	ctx := context.Background()
+	s := openTestService(t, t.TempDir(), make([]byte, 32), nil)
+	if _, err := s.CreateUser(ctx, "000000000000", "cam"); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.CreateAccessKey(ctx, "000000000000", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another node: a newer policy grammar, and the key disabled.
+	v, _ := s.opt.Store.Version(ctx)
+	disabled := k.AccessKey
+	disabled.Status = KeyInactive
+	if _, err := s.opt.Store.Apply(ctx, v, []Record{{Kind: kindPolicy, Key: "000000000000/future", Value: []byte(`{"Account":"000000000000","Name":"future","Document":"{\"Version\":\"2031-01-01\"}"}`)},
+		put(kindKey, k.ID, &disabled)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refresh(ctx); err == nil {
+		t.Fatal("refreshed from a store with a record that does not load")
+	}
+	if got, err := s.SecretFor(ctx, k.ID); err != nil || got != k.SecretAccessKey {
+		t.Fatalf("the last state does not serve: %v", err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); s.Follow(fctx, 10*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(5 * time.Second); s.FollowErr() == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("FollowErr does not report the unreadable store")
+		}
+	}
+	// The other node removes what this one cannot read.
+	v, _ = s.opt.Store.Version(ctx)
+	if _, err := s.opt.Store.Apply(ctx, v, []Record{del(kindPolicy, "000000000000/future")}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.FollowErr() != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still not following: %v", s.FollowErr())
+		}
+	}
+	if _, err := s.SecretFor(ctx, k.ID); err == nil {
+		t.Fatal("the key disabled meanwhile is still accepted")
+	}
+}

@@ -184,6 +184,11 @@ func (c *Config) LoadKey(dataDir string) error {
 	return nil
 }
 
+// UseKey sets the notification key instead of LoadKey: nodes of a cluster
+// derive it from their shared server key, so each signs a webhook with
+// the secret its receiver was given.
+func (c *Config) UseKey(key []byte) { c.key = key }
+
 // SecretFor returns the signing secret of a webhook target URL.
 func (c *Config) SecretFor(target string) string {
 	best := -1

@@ -106,7 +106,8 @@ func LoadKeyring(dataDir string) (*Keyring, error) {
 	return &Keyring{key: k}, f.Close()
 }
 
-// NewKeyring uses key as is (tests).
+// NewKeyring uses key as is: a key derived from a cluster's shared server
+// key, so that any node verifies the session URLs every other node mints.
 func NewKeyring(key []byte) *Keyring { return &Keyring{key: key} }
 
 const tokenVersion = 1

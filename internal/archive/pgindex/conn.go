@@ -11,7 +11,17 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// openDB opens the connection pool. A pooled connection whose server
+// OpenDB opens a connection pool to the database at dsn; every Kinema
+// store on PostgreSQL opens its pool here (openDB).
+func OpenDB(dsn string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return openDB(cfg), nil
+}
+
+// openDB opens the pool for cfg. A pooled connection whose server
 // process has gone (a PostgreSQL restart, pg_terminate_backend, a failover)
 // is not noticed by database/sql until a statement fails on it: pgx then
 // reads the server's farewell ("terminating connection due to administrator
@@ -42,11 +52,16 @@ func serverSaidGoodbye(c net.Conn) bool {
 	}
 	pending := false
 	var b [1]byte
-	raw.Read(func(fd uintptr) bool {
+	// Control, not Read: Read first takes the socket's read lock, which
+	// pgx's background reader holds while it waits for a message (pgx
+	// starts one when a write is slow, over 15 ms on a loaded machine, and
+	// it stays parked in Read after the query). Waiting for that lock
+	// blocked BeginTx forever on an idle connection. A peek consumes
+	// nothing, so it may run beside that reader.
+	raw.Control(func(fd uintptr) {
 		// No error: a message (n > 0) or end-of-file (n == 0).
 		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		pending = err == nil
-		return true // never wait for readiness
 	})
 	return pending
 }

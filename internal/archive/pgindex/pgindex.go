@@ -11,7 +11,10 @@
 //
 // Schema migrations (migrations/*.sql) are applied by Open in one
 // transaction under an advisory lock, recorded in schema_migrations: nodes
-// starting together apply each version exactly once.
+// starting together apply each version exactly once. Other stores in the
+// same database (the IAM store, iampg) apply theirs with the same Migrate,
+// recorded in a table of their own. OpenDB is the connection pool every
+// one of them uses.
 //
 // Several nodes write at once, so where the embedded index relied on its
 // single writer connection this one says so in SQL:
@@ -163,26 +166,35 @@ func (x *Index) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-// migrate applies the embedded migrations not yet recorded. Files are
-// named NNNN_what.sql; NNNN is the version.
+// migrate applies the index's embedded migrations not yet recorded.
 func (x *Index) migrate(ctx context.Context) error {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	return Migrate(ctx, x.db, migrations, "schema_migrations")
+}
+
+// Migrate applies the migrations of fsys (files migrations/NNNN_what.sql,
+// NNNN the version) not yet recorded in table, in one transaction under the
+// advisory lock every Kinema migration takes: nodes starting together
+// apply each version exactly once. Each owner of tables in the database
+// (the index, the IAM store) keeps its own migrations and table, so their
+// version numbers never collide.
+func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, table string) error {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
 	if err != nil {
 		return err
 	}
 	sort.Strings(names)
-	return x.tx(ctx, func(tx *sql.Tx) error {
+	return inTx(ctx, db, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(lockMigrations)); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (
 			version    INTEGER PRIMARY KEY,
 			name       TEXT NOT NULL,
 			applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
 			return err
 		}
 		var current int
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM `+table).Scan(&current); err != nil {
 			return err
 		}
 		for _, name := range names {
@@ -194,14 +206,14 @@ func (x *Index) migrate(ctx context.Context) error {
 			if v <= current {
 				continue
 			}
-			body, err := migrations.ReadFile(name)
+			body, err := fs.ReadFile(fsys, name)
 			if err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("migration %s: %w", base, err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, v, base); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (version, name) VALUES ($1, $2)`, v, base); err != nil {
 				return err
 			}
 		}
@@ -209,8 +221,11 @@ func (x *Index) migrate(ctx context.Context) error {
 	})
 }
 
-func (x *Index) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := x.db.BeginTx(ctx, nil)
+func (x *Index) tx(ctx context.Context, fn func(*sql.Tx) error) error { return inTx(ctx, x.db, fn) }
+
+// inTx runs fn in a transaction, committed if fn succeeds.
+func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
