@@ -81,6 +81,7 @@ data-dir: `+t.TempDir()+`
 index: `+pgtest.Schema(t)+`
 media: s3://media/fromfile
 media-put-interval: 0s
+server-key: `+clusterServerKey+`
 s3:
   endpoint: `+s3srv.Endpoint+`
   region: us-east-1

@@ -72,6 +72,10 @@ func putMediaAs(t *testing.T, baseURL string, creds aws.Credentials, headers map
 		t.Fatal(err)
 	}
 	req.ContentLength = -1
+	// A connection of its own, as a camera's PutMedia has: after a session
+	// that ends in an error the server stops reading the body, and a
+	// pooled connection it then resets would fail the test's next call.
+	req.Close = true
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("x-amzn-fragment-acknowledgment-required", "1")
 	for k, v := range headers {
