@@ -96,9 +96,30 @@ func TestNodesKeepOffEachOthersSegments(t *testing.T) {
 	}
 	first := b.persist(t, s.ID, bytes.Repeat([]byte("b1"), 500))
 
+	// A batch of b's on its way: in the bucket, not yet in the index.
+	var bActive int64
+	segs, _ := a.idx.Segments(ctx)
+	for _, sg := range segs {
+		if sg.Node == "b" {
+			bActive = max(bActive, sg.ID)
+		}
+	}
+	raw, err := s3media.Open(ctx, s3srv.Config, "media", "k/", s3media.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	inFlight, _, err := raw.Append(ctx, bActive, []archive.Record{{StreamID: s.ID, Number: 1 << 40, Data: []byte("in flight")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// a restarts: its recovery must not cut b's segment.
 	a.stop()
 	a = openNode(t, dsn, s3srv, "a")
+	if got, err := raw.ReadAt(ctx, inFlight[0]); err != nil || string(got) != "in flight" {
+		t.Fatalf("node a's recovery cut node b's uncommitted batch: %q %v", got, err)
+	}
 	if err := archive.NewJanitor(a.a, time.Hour).Pass(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +136,7 @@ func TestNodesKeepOffEachOthersSegments(t *testing.T) {
 			t.Fatalf("fragment %s read back from node a: %d bytes, %v", f.Number, len(got), err)
 		}
 	}
-	segs, err := a.idx.Segments(ctx)
+	segs, err = a.idx.Segments(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
