@@ -20,12 +20,28 @@ type IndexConfig struct {
 	FragmentMs int64 // fragment length: consecutive rows of a stream are this far apart
 	Queries    int   // timed calls of each query
 	Batch      int   // rows per CommitFragments
+	// Commit fills through CommitFragments even when the index can
+	// generate rows server-side (GenerateFragments): ingest's own path,
+	// at tens of thousands of rows per second.
+	Commit bool
 }
+
+// fragmentGenerator is an index that inserts generated rows itself
+// (pgindex): no row crosses the connection.
+type fragmentGenerator interface {
+	GenerateFragments(ctx context.Context, g archive.GeneratedFragments) error
+}
+
+// generateChunk is the rows per GenerateFragments transaction: large
+// enough that the statement's cost dwarfs its round trip, small enough
+// to report progress.
+const generateChunk = 1_000_000
 
 // IndexResult holds the fill rate and each query's latency.
 type IndexResult struct {
 	Rows       int64
 	Fill       time.Duration
+	Generated  bool // filled server-side (GenerateFragments), not through CommitFragments
 	Queries    []QueryLatency
 	SpanPerCam time.Duration // history each stream holds
 	Vacuum     time.Duration // VACUUM ANALYZE after the fill, where the backend has one
@@ -64,25 +80,38 @@ func RunIndex(ctx context.Context, x archive.Index, cfg IndexConfig, progress io
 		return nil, err
 	}
 	const t0 = int64(1_700_000_000_000)
+	gen, generate := x.(fragmentGenerator)
+	generate = generate && !cfg.Commit
 	start := time.Now()
 	var offset int64
 	var last time.Time
 	for done := int64(0); done < cfg.Rows; {
 		n := min(int64(cfg.Batch), cfg.Rows-done)
+		if generate {
+			n = min(generateChunk, cfg.Rows-done)
+		}
 		first, err := x.ReserveFragmentNumbers(ctx, n)
 		if err != nil {
 			return nil, err
 		}
-		frags := make([]stream.Fragment, n)
-		for i := range frags {
-			row := done + int64(i)
-			ms := t0 + row/int64(cfg.Streams)*cfg.FragmentMs
-			frags[i] = stream.Fragment{Number: first + stream.FragmentNumber(i), StreamID: ids[row%int64(cfg.Streams)],
-				ServerMs: ms, ProducerMs: ms - 150, DurationMs: cfg.FragmentMs, HeaderID: header, SizeBytes: 500_000,
-				Location: stream.Location{SegmentID: seg, Offset: offset + 32, Length: 500_000}}
-			offset += 500_032
+		if generate {
+			err = gen.GenerateFragments(ctx, archive.GeneratedFragments{First: first, Count: n, Row0: done, Streams: ids,
+				T0Ms: t0, DurationMs: cfg.FragmentMs, ProducerLagMs: 150, HeaderID: header, SegmentID: seg,
+				SegmentOffset: offset + 32, Stride: 500_032, Size: 500_000})
+			offset += n * 500_032
+		} else {
+			frags := make([]stream.Fragment, n)
+			for i := range frags {
+				row := done + int64(i)
+				ms := t0 + row/int64(cfg.Streams)*cfg.FragmentMs
+				frags[i] = stream.Fragment{Number: first + stream.FragmentNumber(i), StreamID: ids[row%int64(cfg.Streams)],
+					ServerMs: ms, ProducerMs: ms - 150, DurationMs: cfg.FragmentMs, HeaderID: header, SizeBytes: 500_000,
+					Location: stream.Location{SegmentID: seg, Offset: offset + 32, Length: 500_000}}
+				offset += 500_032
+			}
+			err = x.CommitFragments(ctx, seg, offset, frags)
 		}
-		if err := x.CommitFragments(ctx, seg, offset, frags); err != nil {
+		if err != nil {
 			return nil, err
 		}
 		done += n
@@ -91,7 +120,7 @@ func RunIndex(ctx context.Context, x archive.Index, cfg IndexConfig, progress io
 			fmt.Fprintf(progress, "  %d rows in %v (%.0f rows/s)\n", done, time.Since(start).Round(time.Second), float64(done)/time.Since(start).Seconds())
 		}
 	}
-	res := &IndexResult{Rows: cfg.Rows, Fill: time.Since(start)}
+	res := &IndexResult{Rows: cfg.Rows, Fill: time.Since(start), Generated: generate}
 	// A database that has been running has vacuumed its tables; a freshly
 	// filled one would time its catch-up instead of the queries.
 	if v, ok := x.(interface{ Vacuum(context.Context) error }); ok {
@@ -158,8 +187,12 @@ func RunIndex(ctx context.Context, x archive.Index, cfg IndexConfig, progress io
 // Report formats the result.
 func (r *IndexResult) Report() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "filled %d rows in %v (%.0f rows/s); each stream holds %v of fragments\n",
-		r.Rows, r.Fill.Round(time.Second), float64(r.Rows)/r.Fill.Seconds(), r.SpanPerCam.Round(time.Minute))
+	how := "through CommitFragments"
+	if r.Generated {
+		how = "server-side (GenerateFragments)"
+	}
+	fmt.Fprintf(&b, "filled %d rows %s in %v (%.0f rows/s); each stream holds %v of fragments\n",
+		r.Rows, how, r.Fill.Round(time.Second), float64(r.Rows)/r.Fill.Seconds(), r.SpanPerCam.Round(time.Minute))
 	if r.Vacuum > 0 {
 		fmt.Fprintf(&b, "then VACUUM ANALYZE in %v\n", r.Vacuum.Round(time.Second))
 	}

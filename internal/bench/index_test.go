@@ -26,12 +26,18 @@ func TestRunIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer x.Close()
-			res, err := RunIndex(ctx, x, IndexConfig{Rows: 2500, Streams: 7, FragmentMs: 2000, Queries: 20, Batch: 1000}, io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Rows != 2500 || len(res.Queries) != 6 || !strings.Contains(res.Report(), "LatestFragments") {
-				t.Fatalf("result %+v", res)
+			for _, commit := range []bool{false, true} {
+				res, err := RunIndex(ctx, x, IndexConfig{Rows: 2500, Streams: 7, FragmentMs: 2000, Queries: 20, Batch: 1000, Commit: commit}, io.Discard)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Rows != 2500 || len(res.Queries) != 6 || !strings.Contains(res.Report(), "LatestFragments") {
+					t.Fatalf("result %+v", res)
+				}
+				// PostgreSQL generates rows server-side unless told to commit them.
+				if res.Generated != (name == "postgres" && !commit) {
+					t.Fatalf("%s, commit %v: generated %v", name, commit, res.Generated)
+				}
 			}
 		})
 	}

@@ -196,6 +196,59 @@ func TestScalePostgresConnectionsDropped(t *testing.T) {
 	resumeAndCheck(t, p, persisted)
 }
 
+// TestScalePostgresRestart: the node's PostgreSQL server itself (a private
+// one, pgtest.StartServer) restarts while a producer streams, once with
+// `pg_ctl restart -m fast` and once stopped for two seconds. The session
+// carries on or ends with a KVS server error, never with a PERSISTED ack
+// for what the index did not record; the node reports itself not ready
+// while the database is down; ingest resumes afterwards; and every
+// fragment acked PERSISTED is readable.
+func TestScalePostgresRestart(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// down takes the server down (and maybe up again); up runs after
+		// the session and brings it back.
+		down, up func(pg *pgtest.Server) error
+	}{
+		{"restart", (*pgtest.Server).Restart, nil},
+		{"stop-2s-start", (*pgtest.Server).Stop, (*pgtest.Server).Start},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pg := pgtest.StartServer(t)
+			s3srv := s3test.Start(t)
+			s3srv.Bucket(t, "media")
+			p := startScaleNode(t, s3srv, pg.DSN())
+			// In the background: the producer keeps reading acks meanwhile
+			// (one that stops reading loses the last acks when the server
+			// closes the connection).
+			down := make(chan error, 1)
+			persisted, res := streamWithFault(t, p, func() { go func() { down <- c.down(pg) }() })
+			if err := <-down; err != nil {
+				t.Fatal(err)
+			}
+			if c.up != nil {
+				for range 2 {
+					if code, body := health(t, p, "/kinema/ready"); code != 503 || !strings.Contains(body, "index") {
+						t.Errorf("ready with PostgreSQL down: %d %s", code, body)
+					}
+					time.Sleep(time.Second)
+				}
+				if err := c.up(pg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if id := res.errorID(); id != 0 && id < 5000 {
+				t.Fatalf("the session ended with error %d, want none or a KVS server error (acks %+v)", id, res.acks)
+			}
+			if code, body := health(t, p, "/kinema/ready"); code != 200 {
+				t.Fatalf("ready after PostgreSQL came back: %d %s", code, body)
+			}
+			t.Logf("session: %d acked PERSISTED, then error %d", len(persisted), res.errorID())
+			resumeAndCheck(t, p, persisted)
+		})
+	}
+}
+
 // startScaleNode runs `kinema serve` on PostgreSQL (dsn) and the S3 server.
 func startScaleNode(t *testing.T, s3srv *s3test.Server, dsn string) *process {
 	t.Setenv("KINEMA_S3_ACCESS_KEY_ID", s3test.AccessKey)
