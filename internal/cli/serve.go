@@ -14,6 +14,7 @@ import (
 	"github.com/kinema/kinema/internal/app"
 	"github.com/kinema/kinema/internal/limits"
 	"github.com/kinema/kinema/internal/notify"
+	"github.com/kinema/kinema/internal/s3conf"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) string) int {
@@ -47,6 +48,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	fs.StringVar(&cfg.S3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint for --media s3:// and s3:// image destinations (default: AWS); credentials from KINEMA_S3_ACCESS_KEY_ID and KINEMA_S3_SECRET_ACCESS_KEY, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	fs.StringVar(&cfg.S3.Region, "s3-region", "us-east-1", "region to sign S3 requests for")
 	fs.BoolVar(&cfg.S3.PathStyle, "s3-path-style", true, "address buckets in the path (most self-hosted stores) rather than the host name")
+	fs.DurationVar(&cfg.S3.Timeout, "s3-timeout", s3conf.DefaultTimeout, "give up on an S3 call of the media store (retries included) after this long: ingest answers ERROR 5001 instead of waiting on a stalled store (0: wait)")
 	notifyConfig := fs.String("notify-config", "", "notification configuration `FILE` (JSON: SNS topic mappings, webhook secrets, retries; see docs/notifications.md)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
