@@ -195,9 +195,10 @@ type Index interface {
 	Close() error
 }
 
-// GeneratedFragments describes synthetic fragment rows that an index able to
-// (pgindex) inserts in one server-side statement instead of row by row:
-// `kinema bench index` fills 100 million rows this way. Row r (0 <= r <
+// GeneratedFragments describes synthetic fragment rows that an index with
+// a GenerateFragments method (pgindex, sqlindex) inserts in one statement
+// inside the database instead of row by row: `kinema bench index` fills
+// 100 million rows this way. Row r (0 <= r <
 // Count) is fragment First+r of stream Streams[(Row0+r) % len(Streams)],
 // starting on the server clock at T0Ms + (Row0+r)/len(Streams)*DurationMs
 // (ProducerLagMs earlier on the producer's), stored at SegmentOffset +

@@ -21,13 +21,13 @@ type IndexConfig struct {
 	Queries    int   // timed calls of each query
 	Batch      int   // rows per CommitFragments
 	// Commit fills through CommitFragments even when the index can
-	// generate rows server-side (GenerateFragments): ingest's own path,
+	// generate rows itself (GenerateFragments): ingest's own path,
 	// at tens of thousands of rows per second.
 	Commit bool
 }
 
 // fragmentGenerator is an index that inserts generated rows itself
-// (pgindex): no row crosses the connection.
+// (pgindex, sqlindex): no row crosses the driver.
 type fragmentGenerator interface {
 	GenerateFragments(ctx context.Context, g archive.GeneratedFragments) error
 }
@@ -41,7 +41,7 @@ const generateChunk = 1_000_000
 type IndexResult struct {
 	Rows       int64
 	Fill       time.Duration
-	Generated  bool // filled server-side (GenerateFragments), not through CommitFragments
+	Generated  bool // filled inside the database (GenerateFragments), not through CommitFragments
 	Queries    []QueryLatency
 	SpanPerCam time.Duration // history each stream holds
 	Vacuum     time.Duration // VACUUM ANALYZE after the fill, where the backend has one
@@ -189,7 +189,7 @@ func (r *IndexResult) Report() string {
 	var b strings.Builder
 	how := "through CommitFragments"
 	if r.Generated {
-		how = "server-side (GenerateFragments)"
+		how = "inside the database (GenerateFragments)"
 	}
 	fmt.Fprintf(&b, "filled %d rows %s in %v (%.0f rows/s); each stream holds %v of fragments\n",
 		r.Rows, how, r.Fill.Round(time.Second), float64(r.Rows)/r.Fill.Seconds(), r.SpanPerCam.Round(time.Minute))

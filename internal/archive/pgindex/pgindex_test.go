@@ -14,7 +14,6 @@ import (
 	"github.com/kinema/kinema/internal/archive/pgindex/pgtest"
 	"github.com/kinema/kinema/internal/clipmeta"
 	"github.com/kinema/kinema/internal/clipmeta/cliptest"
-	"github.com/kinema/kinema/internal/stream"
 )
 
 func open(t *testing.T, dsn string) *pgindex.Index {
@@ -170,61 +169,5 @@ func TestTerminatedConnections(t *testing.T) {
 		if _, err := x.StreamByName(ctx, "acct", "cam"); !errors.Is(err, archive.ErrNotFound) {
 			t.Fatalf("statement %d after the server dropped %d connections: %v", i, killed, err)
 		}
-	}
-}
-
-// TestGenerateFragments: rows generated server-side are the rows the same
-// fragments committed through CommitFragments would be, and the segment
-// moves the same way.
-func TestGenerateFragments(t *testing.T) {
-	ctx := context.Background()
-	x := open(t, pgtest.Schema(t))
-	var ids []int64
-	for _, name := range []string{"a", "b", "c"} {
-		s := &stream.Stream{Account: "000000000000", Region: "us-east-1", Name: name, Version: "1", Status: stream.StatusActive,
-			Created: time.Now(), RetentionHours: 24, StorageTier: "HOT"}
-		if err := x.CreateStream(ctx, s, nil); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, s.ID)
-	}
-	hdr, err := x.PutHeader(ctx, ids[0], []byte("tracks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seg, err := x.NewSegment(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := x.ReserveFragmentNumbers(ctx, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := archive.GeneratedFragments{First: first, Count: 7, Row0: 5, Streams: ids, T0Ms: 1_000_000, DurationMs: 2000,
-		ProducerLagMs: 150, HeaderID: hdr, SegmentID: seg, SegmentOffset: 32, Stride: 132, Size: 100}
-	if err := x.GenerateFragments(ctx, g); err != nil {
-		t.Fatal(err)
-	}
-	for r := int64(0); r < g.Count; r++ {
-		row := g.Row0 + r
-		ms := g.T0Ms + row/3*g.DurationMs
-		want := stream.Fragment{Number: first + stream.FragmentNumber(r), StreamID: ids[row%3], ProducerMs: ms - 150, ServerMs: ms,
-			DurationMs: 2000, HeaderID: hdr, SizeBytes: 100, Location: stream.Location{SegmentID: seg, Offset: 32 + r*132, Length: 100}}
-		got, err := x.Fragment(ctx, want.StreamID, want.Number)
-		if err != nil {
-			t.Fatalf("row %d: %v", r, err)
-		}
-		if got.StreamID != want.StreamID || got.ProducerMs != want.ProducerMs || got.ServerMs != want.ServerMs ||
-			got.DurationMs != want.DurationMs || got.HeaderID != want.HeaderID || got.SizeBytes != want.SizeBytes ||
-			got.Location != want.Location || len(got.Tags) != 0 {
-			t.Fatalf("row %d: got %+v, want %+v", r, got, want)
-		}
-	}
-	segs, err := x.Segments(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(segs) != 1 || segs[0].CommittedBytes != 32+6*132+100 || segs[0].LiveFragments != 7 {
-		t.Fatalf("segments %+v", segs)
 	}
 }
