@@ -38,6 +38,17 @@ func TestRunIndex(t *testing.T) {
 				if res.Generated == commit {
 					t.Fatalf("%s, commit %v: generated %v", name, commit, res.Generated)
 				}
+				if commit {
+					continue
+				}
+				// The queries again, on what the fill left.
+				again, err := RunIndex(ctx, x, IndexConfig{Rows: 2500, Streams: 7, FragmentMs: 2000, Queries: 20, Existing: true}, io.Discard)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if again.Fill != 0 || len(again.Queries) != 6 || !strings.Contains(again.Report(), "earlier run") {
+					t.Fatalf("existing: %+v", again)
+				}
 			}
 		})
 	}
