@@ -207,3 +207,23 @@ type Index interface {
 
 	Close() error
 }
+
+// GeneratedFragments describes synthetic fragment rows that an index with
+// a GenerateFragments method (pgindex, sqlindex) inserts in one statement
+// inside the database instead of row by row: `kinema bench index` fills
+// 100 million rows this way. Row r (0 <= r <
+// Count) is fragment First+r of stream Streams[(Row0+r) % len(Streams)],
+// starting on the server clock at T0Ms + (Row0+r)/len(Streams)*DurationMs
+// (ProducerLagMs earlier on the producer's), stored at SegmentOffset +
+// r*Stride in SegmentID. The rows look like what CommitFragments writes
+// for an untagged fragment without a sample table, and the segment's
+// committed end and live count move the same way.
+type GeneratedFragments struct {
+	First                       stream.FragmentNumber
+	Count, Row0                 int64
+	Streams                     []int64
+	T0Ms, DurationMs            int64
+	ProducerLagMs               int64
+	HeaderID, SegmentID         int64
+	SegmentOffset, Stride, Size int64
+}

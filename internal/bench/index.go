@@ -20,12 +20,31 @@ type IndexConfig struct {
 	FragmentMs int64 // fragment length: consecutive rows of a stream are this far apart
 	Queries    int   // timed calls of each query
 	Batch      int   // rows per CommitFragments
+	// Existing times the queries on rows an earlier run filled (with the
+	// same Rows, Streams and FragmentMs) and writes nothing.
+	Existing bool
+	// Commit fills through CommitFragments even when the index can
+	// generate rows itself (GenerateFragments): ingest's own path,
+	// at tens of thousands of rows per second.
+	Commit bool
 }
+
+// fragmentGenerator is an index that inserts generated rows itself
+// (pgindex, sqlindex): no row crosses the driver.
+type fragmentGenerator interface {
+	GenerateFragments(ctx context.Context, g archive.GeneratedFragments) error
+}
+
+// generateChunk is the rows per GenerateFragments transaction: large
+// enough that the statement's cost dwarfs its round trip, small enough
+// to report progress.
+const generateChunk = 1_000_000
 
 // IndexResult holds the fill rate and each query's latency.
 type IndexResult struct {
 	Rows       int64
 	Fill       time.Duration
+	Generated  bool // filled inside the database (GenerateFragments), not through CommitFragments
 	Queries    []QueryLatency
 	SpanPerCam time.Duration // history each stream holds
 	Vacuum     time.Duration // VACUUM ANALYZE after the fill, where the backend has one
@@ -44,67 +63,21 @@ func RunIndex(ctx context.Context, x archive.Index, cfg IndexConfig, progress io
 	}
 	cfg.Batch = max(cfg.Batch, 1)
 	cfg.FragmentMs = max(cfg.FragmentMs, 1)
-	ids := make([]int64, cfg.Streams)
-	created := time.Now()
-	prefix := fmt.Sprintf("bench-%d-", created.UnixNano())
-	for i := range ids {
-		s := &stream.Stream{Account: "000000000000", Region: "us-east-1", Name: fmt.Sprintf("%s%06d", prefix, i), Version: "1",
-			Status: stream.StatusActive, Created: created, RetentionHours: 24 * 365, StorageTier: "HOT"}
-		if err := x.CreateStream(ctx, s, nil); err != nil {
-			return nil, err
-		}
-		ids[i] = s.ID
+	res := &IndexResult{Rows: cfg.Rows}
+	var ids []int64
+	var err error
+	if cfg.Existing {
+		ids, err = benchStreams(ctx, x, cfg.Streams)
+	} else {
+		ids, err = fillIndex(ctx, x, cfg, res, progress)
 	}
-	header, err := x.PutHeader(ctx, ids[0], []byte("bench tracks"))
 	if err != nil {
 		return nil, err
-	}
-	seg, err := x.NewSegment(ctx)
-	if err != nil {
-		return nil, err
-	}
-	const t0 = int64(1_700_000_000_000)
-	start := time.Now()
-	var offset int64
-	var last time.Time
-	for done := int64(0); done < cfg.Rows; {
-		n := min(int64(cfg.Batch), cfg.Rows-done)
-		first, err := x.ReserveFragmentNumbers(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		frags := make([]stream.Fragment, n)
-		for i := range frags {
-			row := done + int64(i)
-			ms := t0 + row/int64(cfg.Streams)*cfg.FragmentMs
-			frags[i] = stream.Fragment{Number: first + stream.FragmentNumber(i), StreamID: ids[row%int64(cfg.Streams)],
-				ServerMs: ms, ProducerMs: ms - 150, DurationMs: cfg.FragmentMs, HeaderID: header, SizeBytes: 500_000,
-				Location: stream.Location{SegmentID: seg, Offset: offset + 32, Length: 500_000}}
-			offset += 500_032
-		}
-		if err := x.CommitFragments(ctx, seg, offset, frags); err != nil {
-			return nil, err
-		}
-		done += n
-		if time.Since(last) > 10*time.Second {
-			last = time.Now()
-			fmt.Fprintf(progress, "  %d rows in %v (%.0f rows/s)\n", done, time.Since(start).Round(time.Second), float64(done)/time.Since(start).Seconds())
-		}
-	}
-	res := &IndexResult{Rows: cfg.Rows, Fill: time.Since(start)}
-	// A database that has been running has vacuumed its tables; a freshly
-	// filled one would time its catch-up instead of the queries.
-	if v, ok := x.(interface{ Vacuum(context.Context) error }); ok {
-		t := time.Now()
-		if err := v.Vacuum(ctx); err != nil {
-			return nil, err
-		}
-		res.Vacuum = time.Since(t)
 	}
 	perStream := cfg.Rows / int64(cfg.Streams)
 	res.SpanPerCam = time.Duration(perStream*cfg.FragmentMs) * time.Millisecond
 	span := max(perStream*cfg.FragmentMs, 1)
-	pick := func() (int64, int64) { return ids[rand.IntN(len(ids))], t0 + rand.Int64N(span) }
+	pick := func() (int64, int64) { return ids[rand.IntN(len(ids))], benchT0 + rand.Int64N(span) }
 	hour := int64(time.Hour / time.Millisecond)
 	queries := []struct {
 		name string
@@ -158,8 +131,16 @@ func RunIndex(ctx context.Context, x archive.Index, cfg IndexConfig, progress io
 // Report formats the result.
 func (r *IndexResult) Report() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "filled %d rows in %v (%.0f rows/s); each stream holds %v of fragments\n",
-		r.Rows, r.Fill.Round(time.Second), float64(r.Rows)/r.Fill.Seconds(), r.SpanPerCam.Round(time.Minute))
+	how := "through CommitFragments"
+	if r.Generated {
+		how = "inside the database (GenerateFragments)"
+	}
+	if r.Fill == 0 {
+		fmt.Fprintf(&b, "queries on %d rows an earlier run filled; each stream holds %v of fragments\n", r.Rows, r.SpanPerCam.Round(time.Minute))
+	} else {
+		fmt.Fprintf(&b, "filled %d rows %s in %v (%.0f rows/s); each stream holds %v of fragments\n",
+			r.Rows, how, r.Fill.Round(time.Second), float64(r.Rows)/r.Fill.Seconds(), r.SpanPerCam.Round(time.Minute))
+	}
 	if r.Vacuum > 0 {
 		fmt.Fprintf(&b, "then VACUUM ANALYZE in %v\n", r.Vacuum.Round(time.Second))
 	}
@@ -167,4 +148,109 @@ func (r *IndexResult) Report() string {
 		fmt.Fprintf(&b, "  %-50s p50 %v, p99 %v, max %v\n", q.Name, q.P50.Round(time.Microsecond), q.P99.Round(time.Microsecond), q.Max.Round(time.Microsecond))
 	}
 	return b.String()
+}
+
+// benchPrefix begins the names of the streams fillIndex creates; their
+// rows start at benchT0 (epoch ms).
+const (
+	benchPrefix = "bench-"
+	benchT0     = int64(1_700_000_000_000)
+)
+
+// fillIndex creates the streams and fills cfg.Rows rows over them, timing
+// the fill (and the vacuum after it) into res.
+func fillIndex(ctx context.Context, x archive.Index, cfg IndexConfig, res *IndexResult, progress io.Writer) ([]int64, error) {
+	ids := make([]int64, cfg.Streams)
+	created := time.Now()
+	prefix := fmt.Sprintf("%s%d-", benchPrefix, created.UnixNano())
+	for i := range ids {
+		s := &stream.Stream{Account: "000000000000", Region: "us-east-1", Name: fmt.Sprintf("%s%06d", prefix, i), Version: "1",
+			Status: stream.StatusActive, Created: created, RetentionHours: 24 * 365, StorageTier: "HOT"}
+		if err := x.CreateStream(ctx, s, nil); err != nil {
+			return nil, err
+		}
+		ids[i] = s.ID
+	}
+	header, err := x.PutHeader(ctx, ids[0], []byte("bench tracks"))
+	if err != nil {
+		return nil, err
+	}
+	seg, err := x.NewSegment(ctx)
+	if err != nil {
+		return nil, err
+	}
+	gen, generate := x.(fragmentGenerator)
+	generate = generate && !cfg.Commit
+	start := time.Now()
+	var offset int64
+	var last time.Time
+	for done := int64(0); done < cfg.Rows; {
+		n := min(int64(cfg.Batch), cfg.Rows-done)
+		if generate {
+			n = min(generateChunk, cfg.Rows-done)
+		}
+		first, err := x.ReserveFragmentNumbers(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		if generate {
+			err = gen.GenerateFragments(ctx, archive.GeneratedFragments{First: first, Count: n, Row0: done, Streams: ids,
+				T0Ms: benchT0, DurationMs: cfg.FragmentMs, ProducerLagMs: 150, HeaderID: header, SegmentID: seg,
+				SegmentOffset: offset + 32, Stride: 500_032, Size: 500_000})
+			offset += n * 500_032
+		} else {
+			frags := make([]stream.Fragment, n)
+			for i := range frags {
+				row := done + int64(i)
+				ms := benchT0 + row/int64(cfg.Streams)*cfg.FragmentMs
+				frags[i] = stream.Fragment{Number: first + stream.FragmentNumber(i), StreamID: ids[row%int64(cfg.Streams)],
+					ServerMs: ms, ProducerMs: ms - 150, DurationMs: cfg.FragmentMs, HeaderID: header, SizeBytes: 500_000,
+					Location: stream.Location{SegmentID: seg, Offset: offset + 32, Length: 500_000}}
+				offset += 500_032
+			}
+			err = x.CommitFragments(ctx, seg, offset, frags)
+		}
+		if err != nil {
+			return nil, err
+		}
+		done += n
+		if time.Since(last) > 10*time.Second {
+			last = time.Now()
+			fmt.Fprintf(progress, "  %d rows in %v (%.0f rows/s)\n", done, time.Since(start).Round(time.Second), float64(done)/time.Since(start).Seconds())
+		}
+	}
+	res.Fill, res.Generated = time.Since(start), generate
+	// A database that has been running has vacuumed its tables; a freshly
+	// filled one would time its catch-up instead of the queries.
+	if v, ok := x.(interface{ Vacuum(context.Context) error }); ok {
+		t := time.Now()
+		if err := v.Vacuum(ctx); err != nil {
+			return nil, err
+		}
+		res.Vacuum = time.Since(t)
+	}
+	return ids, nil
+}
+
+// benchStreams finds the streams an earlier fill created: Existing runs
+// time the queries again on an index already filled, without writing.
+func benchStreams(ctx context.Context, x archive.Index, want int) ([]int64, error) {
+	var ids []int64
+	for after := ""; ; {
+		page, err := x.ListStreams(ctx, "000000000000", benchPrefix, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range page {
+			ids = append(ids, s.ID)
+		}
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1].Name
+	}
+	if len(ids) != want {
+		return nil, fmt.Errorf("bench index: the index holds %d benchmark streams, want %d (one earlier fill with the same --streams)", len(ids), want)
+	}
+	return ids, nil
 }

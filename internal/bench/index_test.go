@@ -26,12 +26,29 @@ func TestRunIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer x.Close()
-			res, err := RunIndex(ctx, x, IndexConfig{Rows: 2500, Streams: 7, FragmentMs: 2000, Queries: 20, Batch: 1000}, io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Rows != 2500 || len(res.Queries) != 6 || !strings.Contains(res.Report(), "LatestFragments") {
-				t.Fatalf("result %+v", res)
+			for _, commit := range []bool{false, true} {
+				res, err := RunIndex(ctx, x, IndexConfig{Rows: 2500, Streams: 7, FragmentMs: 2000, Queries: 20, Batch: 1000, Commit: commit}, io.Discard)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Rows != 2500 || len(res.Queries) != 6 || !strings.Contains(res.Report(), "LatestFragments") {
+					t.Fatalf("result %+v", res)
+				}
+				// Both backends generate rows themselves unless told to commit them.
+				if res.Generated == commit {
+					t.Fatalf("%s, commit %v: generated %v", name, commit, res.Generated)
+				}
+				if commit {
+					continue
+				}
+				// The queries again, on what the fill left.
+				again, err := RunIndex(ctx, x, IndexConfig{Rows: 2500, Streams: 7, FragmentMs: 2000, Queries: 20, Existing: true}, io.Discard)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if again.Fill != 0 || len(again.Queries) != 6 || !strings.Contains(again.Report(), "earlier run") {
+					t.Fatalf("existing: %+v", again)
+				}
 			}
 		})
 	}

@@ -321,6 +321,8 @@ func runBenchIndex(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.Int64Var(&cfg.FragmentMs, "fragment-ms", 2000, "fragment length in ms")
 	fs.IntVar(&cfg.Queries, "queries", 2000, "timed calls of each query")
 	fs.IntVar(&cfg.Batch, "batch", 10_000, "rows per commit")
+	fs.BoolVar(&cfg.Existing, "existing", false, "only time the queries, on the rows an earlier run with the same --rows, --streams and --fragment-ms filled into --index or --data-dir")
+	fs.BoolVar(&cfg.Commit, "commit", false, "fill through CommitFragments, as ingest writes, instead of generating rows inside the database")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

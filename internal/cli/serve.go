@@ -14,6 +14,7 @@ import (
 	"github.com/kinema/kinema/internal/app"
 	"github.com/kinema/kinema/internal/limits"
 	"github.com/kinema/kinema/internal/notify"
+	"github.com/kinema/kinema/internal/s3conf"
 )
 
 // serveOptions is what kinema serve's flags, its configuration file and
@@ -79,6 +80,7 @@ func serveFlags(o *serveOptions, env func(string) string) *flag.FlagSet {
 	fs.StringVar(&cfg.NodeID, "node-id", env("KINEMA_NODE_ID"), "this node's name among nodes sharing --index postgres:// and --media s3:// (default $KINEMA_NODE_ID, else host name and listen port); keep it across restarts")
 	fs.StringVar(&cfg.NATS, "nats", env("KINEMA_NATS"), "NATS server `URL` (nats://host:4222) nodes announce persisted fragments on, so that live readers on every node follow every node's streams (default $KINEMA_NATS)")
 	fs.StringVar(&cfg.NATSSubject, "nats-subject", "kinema.persisted", "NATS subject of those announcements (one per cluster sharing a NATS server)")
+	fs.DurationVar(&cfg.S3.Timeout, "s3-timeout", s3conf.DefaultTimeout, "give up on an S3 call of the media store (retries included) after this long: ingest answers ERROR 5001 instead of waiting on a stalled store (0: wait)")
 	fs.StringVar(&o.notifyConfig, "notify-config", "", "notification configuration `FILE` (JSON: SNS topic mappings, webhook secrets, retries; see docs/notifications.md)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs

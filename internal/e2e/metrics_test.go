@@ -230,7 +230,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 func TestMetricsS3Media(t *testing.T) {
 	s3srv := s3test.Start(t)
 	s3srv.Bucket(t, "media")
-	p := startScaleNode(t, s3srv, pgtest.Schema(t))
+	p := startScaleNode(t, s3srv.Endpoint, pgtest.Schema(t))
 	const fragments = 3
 	b := (&mkvBuilder{}).header()
 	for i := range fragments {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -152,7 +153,7 @@ func serveOnce(ctx context.Context, t *testing.T, args ...string) (string, error
 func TestScaleS3Outage(t *testing.T) {
 	s3srv := s3test.Start(t)
 	s3srv.Bucket(t, "media")
-	p := startScaleNode(t, s3srv, pgtest.Schema(t))
+	p := startScaleNode(t, s3srv.Endpoint, pgtest.Schema(t))
 	if code, body := health(t, p, "/kinema/ready"); code != 200 {
 		t.Fatalf("ready before the outage: %d %s", code, body)
 	}
@@ -183,7 +184,7 @@ func TestScalePostgresConnectionsDropped(t *testing.T) {
 	s3srv.Bucket(t, "media")
 	const app = "kinema_drop_test"
 	dsn := pgtest.WithParam(pgtest.Schema(t), "application_name", app)
-	p := startScaleNode(t, s3srv, dsn)
+	p := startScaleNode(t, s3srv.Endpoint, dsn)
 	persisted, _ := streamWithFault(t, p, func() {
 		db, err := sql.Open("pgx", pgtest.DSN())
 		if err != nil {
@@ -199,13 +200,148 @@ func TestScalePostgresConnectionsDropped(t *testing.T) {
 	resumeAndCheck(t, p, persisted)
 }
 
-// startScaleNode runs `kinema serve` on PostgreSQL (dsn) and the S3 server.
-func startScaleNode(t *testing.T, s3srv *s3test.Server, dsn string) *process {
+// TestScalePostgresRestart: the node's PostgreSQL server itself (a private
+// one, pgtest.StartServer) restarts while a producer streams, once with
+// `pg_ctl restart -m fast` and once stopped for two seconds. The session
+// carries on or ends with a KVS server error, never with a PERSISTED ack
+// for what the index did not record; the node reports itself not ready
+// while the database is down; ingest resumes afterwards; and every
+// fragment acked PERSISTED is readable.
+func TestScalePostgresRestart(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// down takes the server down (and maybe up again); up runs after
+		// the session and brings it back.
+		down, up func(pg *pgtest.Server) error
+	}{
+		{"restart", (*pgtest.Server).Restart, nil},
+		{"stop-2s-start", (*pgtest.Server).Stop, (*pgtest.Server).Start},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pg := pgtest.StartServer(t)
+			s3srv := s3test.Start(t)
+			s3srv.Bucket(t, "media")
+			p := startScaleNode(t, s3srv.Endpoint, pg.DSN())
+			// In the background: the producer keeps reading acks meanwhile
+			// (one that stops reading loses the last acks when the server
+			// closes the connection).
+			down := make(chan error, 1)
+			persisted, res := streamWithFault(t, p, func() { go func() { down <- c.down(pg) }() })
+			if err := <-down; err != nil {
+				t.Fatal(err)
+			}
+			if c.up != nil {
+				for range 2 {
+					if code, body := health(t, p, "/kinema/ready"); code != 503 || !strings.Contains(body, "index") {
+						t.Errorf("ready with PostgreSQL down: %d %s", code, body)
+					}
+					time.Sleep(time.Second)
+				}
+				if err := c.up(pg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if id := res.errorID(); id != 0 && id < 5000 {
+				t.Fatalf("the session ended with error %d, want none or a KVS server error (acks %+v)", id, res.acks)
+			}
+			if code, body := health(t, p, "/kinema/ready"); code != 200 {
+				t.Fatalf("ready after PostgreSQL came back: %d %s", code, body)
+			}
+			t.Logf("session: %d acked PERSISTED, then error %d", len(persisted), res.errorID())
+			resumeAndCheck(t, p, persisted)
+		})
+	}
+}
+
+// TestScaleSlowS3: the S3 store answers slowly (a proxy holds every request
+// 300 ms to 1 s): ingest goes on, every fragment PERSISTED, later. Then
+// the store stalls beyond the node's --s3-timeout: the session ends with
+// the KVS archival error (5001) about that long after, instead of hanging.
+// Once the store is only slow again, ingest resumes, and readers get every
+// fragment ever acked PERSISTED, complete.
+func TestScaleSlowS3(t *testing.T) {
+	s3srv := s3test.Start(t)
+	s3srv.Bucket(t, "media")
+	proxy := s3srv.Proxy(t)
+	const timeout = 3 * time.Second
+	p := startScaleNode(t, proxy.Endpoint, pgtest.Schema(t), "--s3-timeout", timeout.String())
+
+	proxy.SetDelay(300*time.Millisecond, time.Second)
+	const n = 20
+	var mu sync.Mutex
+	sent := map[int64]time.Time{}
+	var latency []time.Duration
+	pr, pw := io.Pipe()
+	go func() {
+		defer pw.Close()
+		if _, err := pw.Write((&mkvBuilder{}).header().b); err != nil {
+			return
+		}
+		for i := range n {
+			tc := int64(1_600_000_000_000 + i*200)
+			mu.Lock()
+			sent[tc] = time.Now()
+			mu.Unlock()
+			if _, err := pw.Write((&mkvBuilder{}).cluster(uint64(tc), 5, 10_000).eofr().b); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	persisted := map[string]bool{}
+	res := putMediaTo(t, p.url, absolute("cam"), pr, func(a ackJSON) {
+		if a.EventType == "PERSISTED" {
+			mu.Lock()
+			latency = append(latency, time.Since(sent[a.FragmentTimecode]))
+			mu.Unlock()
+			persisted[a.FragmentNumber] = true
+		}
+	})
+	pr.Close()
+	if res.count("PERSISTED") != n || res.errorID() != 0 {
+		t.Fatalf("with a slow store: %d PERSISTED of %d, error %d", res.count("PERSISTED"), n, res.errorID())
+	}
+	slices.Sort(latency)
+	if latency[0] < 300*time.Millisecond {
+		t.Fatalf("a fragment was PERSISTED %v after it was sent, before any PUT to the slow store could finish", latency[0])
+	}
+	t.Logf("slow store: %d fragments PERSISTED, latency min %v, median %v, max %v", n,
+		latency[0].Round(time.Millisecond), latency[n/2].Round(time.Millisecond), latency[n-1].Round(time.Millisecond))
+
+	var stalledAt time.Time
+	more, res := streamWithFault(t, p, func() {
+		stalledAt = time.Now()
+		proxy.SetDelay(time.Hour, time.Hour)
+	})
+	if id := res.errorID(); id != 5001 {
+		t.Fatalf("with S3 stalled the session ended with error %d, want 5001 (acks %+v)", id, res.acks)
+	}
+	// The PUT under way when the store stalled may still finish; the next
+	// one waits for the timeout, and the session ends once the producer
+	// has sent its last fragment (1.5 s after the stall).
+	took := time.Since(stalledAt)
+	if took > 2*timeout+5*time.Second {
+		t.Fatalf("the session ended %v after the store stalled (--s3-timeout %v)", took, timeout)
+	}
+	if code, body := health(t, p, "/kinema/ready"); code != 503 || !strings.Contains(body, "media") {
+		t.Fatalf("ready with S3 stalled: %d %s", code, body)
+	}
+	t.Logf("stalled store: the session ended with 5001 %v after the stall", took.Round(time.Millisecond))
+	for k := range more {
+		persisted[k] = true
+	}
+	proxy.SetDelay(200*time.Millisecond, 500*time.Millisecond)
+	resumeAndCheck(t, p, persisted)
+}
+
+// startScaleNode runs `kinema serve` on PostgreSQL (dsn) and the S3 server
+// at s3Endpoint (an s3test server or a proxy in front of one).
+func startScaleNode(t *testing.T, s3Endpoint, dsn string, args ...string) *process {
 	t.Setenv("KINEMA_S3_ACCESS_KEY_ID", s3test.AccessKey)
 	t.Setenv("KINEMA_S3_SECRET_ACCESS_KEY", s3test.SecretKey)
 	t.Setenv("KINEMA_SERVER_KEY", clusterServerKey)
-	p := startProcess(t, t.TempDir(), freePort(t), "--index", dsn, "--media", "s3://media/k",
-		"--s3-endpoint", s3srv.Endpoint, "--media-put-interval", "0s")
+	p := startProcess(t, t.TempDir(), freePort(t), append([]string{"--index", dsn, "--media", "s3://media/k",
+		"--s3-endpoint", s3Endpoint, "--media-put-interval", "0s"}, args...)...)
 	kv, _ := p.clients()
 	if _, err := kv.CreateStream(ctxT(t), &kinesisvideo.CreateStreamInput{StreamName: aws.String("cam"), DataRetentionInHours: aws.Int32(24)}); err != nil {
 		t.Fatal(err)

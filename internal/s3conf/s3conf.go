@@ -6,8 +6,11 @@
 package s3conf
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -21,6 +24,33 @@ type Config struct {
 	AccessKeyID     string // empty: AWS_ACCESS_KEY_ID from the environment
 	SecretAccessKey string // empty: AWS_SECRET_ACCESS_KEY from the environment
 	PathStyle       bool   // bucket in the path, not the host name (what most self-hosted stores want)
+	// Timeout bounds one S3 operation, the SDK's retries included:
+	// a store that stalls makes the operation fail instead of hanging
+	// whatever waits on it (a PERSISTED ack, a reader). 0: no bound. Users
+	// of the client apply it by running each operation through Do.
+	Timeout time.Duration
+}
+
+// DefaultTimeout is `kinema serve --s3-timeout`'s default: far above what
+// a healthy store needs for a PUT of a few megabytes (tens to hundreds of
+// milliseconds), and short enough that a producer hears ERROR 5001 well
+// before it would give up on the connection itself.
+const DefaultTimeout = 20 * time.Second
+
+// Do runs one S3 operation (op, with the SDK's retries) under the
+// configured Timeout. When the timeout, not ctx, ended it, the error says
+// so.
+func (c Config) Do(ctx context.Context, op func(ctx context.Context) error) error {
+	if c.Timeout <= 0 {
+		return op(ctx)
+	}
+	octx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	err := op(octx)
+	if err != nil && ctx.Err() == nil && errors.Is(octx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within the S3 timeout (%v): %w", c.Timeout, err)
+	}
+	return err
 }
 
 // ErrNoCredentials is returned by Client when neither the configuration

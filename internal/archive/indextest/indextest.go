@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) archive.Index) {
 		{"OutboxRedriveAndPrune", testOutboxRedrive},
 		{"NotificationConfig", testNotificationConfig},
 		{"Leases", testLeases},
+		{"GenerateFragments", testGenerateFragments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -647,5 +648,68 @@ func testLeases(t *testing.T, x archive.Index) {
 	}
 	if e, err := x.OutboxEntry(ctx, pend[0].ID); err != nil || e.State != archive.OutboxDelivered || e.Destination != "b" {
 		t.Fatalf("a late outcome overwrote a delivered row: %+v %v", e, err)
+	}
+}
+
+// testGenerateFragments: an index that generates rows itself (for
+// benchmarks; archive.GeneratedFragments) writes the rows CommitFragments
+// would write for the same fragments, and moves the segment the same way.
+// Indexes without GenerateFragments pass.
+func testGenerateFragments(t *testing.T, idx archive.Index) {
+	x, ok := idx.(interface {
+		archive.Index
+		GenerateFragments(context.Context, archive.GeneratedFragments) error
+	})
+	if !ok {
+		return
+	}
+	ctx := context.Background()
+	var ids []int64
+	for _, name := range []string{"a", "b", "c"} {
+		s := &stream.Stream{Account: "000000000000", Region: "us-east-1", Name: name, Version: "1", Status: stream.StatusActive,
+			Created: time.Now(), RetentionHours: 24, StorageTier: "HOT"}
+		if err := x.CreateStream(ctx, s, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, s.ID)
+	}
+	hdr, err := x.PutHeader(ctx, ids[0], []byte("tracks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg, err := x.NewSegment(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := x.ReserveFragmentNumbers(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := archive.GeneratedFragments{First: first, Count: 7, Row0: 5, Streams: ids, T0Ms: 1_000_000, DurationMs: 2000,
+		ProducerLagMs: 150, HeaderID: hdr, SegmentID: seg, SegmentOffset: 32, Stride: 132, Size: 100}
+	if err := x.GenerateFragments(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	for r := int64(0); r < g.Count; r++ {
+		row := g.Row0 + r
+		ms := g.T0Ms + row/3*g.DurationMs
+		want := stream.Fragment{Number: first + stream.FragmentNumber(r), StreamID: ids[row%3], ProducerMs: ms - 150, ServerMs: ms,
+			DurationMs: 2000, HeaderID: hdr, SizeBytes: 100, Location: stream.Location{SegmentID: seg, Offset: 32 + r*132, Length: 100}}
+		got, err := x.Fragment(ctx, want.StreamID, want.Number)
+		if err != nil {
+			t.Fatalf("row %d: %v", r, err)
+		}
+		if got.StreamID != want.StreamID || got.ProducerMs != want.ProducerMs || got.ServerMs != want.ServerMs ||
+			got.DurationMs != want.DurationMs || got.HeaderID != want.HeaderID || got.SizeBytes != want.SizeBytes ||
+			got.Location != want.Location || len(got.Tags) != 0 {
+			t.Fatalf("row %d: got %+v, want %+v", r, got, want)
+		}
+	}
+	segs, err := x.Segments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 1 || segs[0].CommittedBytes != 32+6*132+100 || segs[0].LiveFragments != 7 {
+		t.Fatalf("segments %+v", segs)
 	}
 }

@@ -259,3 +259,28 @@ func (x *Index) DropSegment(ctx context.Context, id int64) error {
 		return err
 	})
 }
+
+// GenerateFragments inserts g's rows with one INSERT ... SELECT over
+// generate_series, so the rows never cross the network: the fill of a
+// benchmark at 100 million rows takes minutes, not an hour. The table's
+// indexes stay in place and are maintained row by row, as ingest's are.
+func (x *Index) GenerateFragments(ctx context.Context, g archive.GeneratedFragments) error {
+	if g.Count <= 0 || len(g.Streams) == 0 {
+		return errors.New("generating fragments: the count and the streams must be positive")
+	}
+	end := g.SegmentOffset + (g.Count-1)*g.Stride + g.Size
+	return x.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO fragments (`+sqlrows.FragmentCols+`)
+			SELECT $1::bigint + r, ($2::bigint[])[(($3::bigint + r) % $4::bigint) + 1], t - $5::bigint, t, $6::bigint,
+				$7::bigint, $8::bigint, $9::bigint + r * $10::bigint, $11::bigint, NULL::bytea
+			FROM generate_series(0::bigint, $12::bigint - 1) AS r,
+				LATERAL (SELECT $13::bigint + ($3::bigint + r) / $4::bigint * $6::bigint AS t) AS ts`,
+			int64(g.First), g.Streams, g.Row0, int64(len(g.Streams)), g.ProducerLagMs, g.DurationMs, g.HeaderID, g.SegmentID,
+			g.SegmentOffset, g.Stride, g.Size, g.Count, g.T0Ms); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE segments SET committed_bytes = greatest(committed_bytes, $1), live_fragments = live_fragments + $2 WHERE id = $3`,
+			end, g.Count, g.SegmentID)
+		return err
+	})
+}

@@ -22,6 +22,12 @@
 // PERSISTED latency. Append returns only after the PUT succeeded:
 // PERSISTED means the object store has the bytes.
 //
+// Every S3 call runs under the configuration's Timeout (s3conf.Config.Do):
+// a store that stalls fails the Append (the archive answers ERROR 5001 and
+// moves to a new segment, so a PUT that lands late never overwrites a
+// later chunk) or the read, instead of leaving producers and readers
+// waiting.
+//
 // Free cannot punch holes in an object: it deletes a chunk once every
 // record in it has been freed. What was freed is remembered in memory
 // only; after a restart the remaining chunks go when their segment is
@@ -55,6 +61,7 @@ import (
 // Store implements archive.Media in one bucket under a key prefix.
 type Store struct {
 	c      *s3.Client
+	cfg    s3conf.Config // Do bounds every call by cfg.Timeout
 	bucket string
 	prefix string // "" or ending in "/"
 
@@ -110,13 +117,16 @@ func Open(ctx context.Context, cfg s3conf.Config, bucket, prefix string, opt Opt
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
+	if err := cfg.Do(ctx, func(ctx context.Context) error {
+		_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("s3 media: bucket %s at %s: %w", bucket, cmpOr(cfg.Endpoint, "AWS"), err)
 	}
 	if prefix = strings.Trim(prefix, "/"); prefix != "" {
 		prefix += "/"
 	}
-	return &Store{c: c, bucket: bucket, prefix: prefix, opt: opt, segs: map[int64]*segment{}}, nil
+	return &Store{c: c, cfg: cfg, bucket: bucket, prefix: prefix, opt: opt, segs: map[int64]*segment{}}, nil
 }
 
 func cmpOr(a, b string) string {
@@ -137,7 +147,8 @@ func (s *Store) list(ctx context.Context, id int64) (*segment, error) {
 	seg := &segment{}
 	p := s3.NewListObjectsV2Paginator(s.c, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.segPrefix(id))})
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		var page *s3.ListObjectsV2Output
+		err := s.cfg.Do(ctx, func(ctx context.Context) (err error) { page, err = p.NextPage(ctx); return err })
 		if err != nil {
 			return nil, fmt.Errorf("s3 media: listing segment %d: %w", id, err)
 		}
@@ -228,8 +239,11 @@ func (s *Store) Append(ctx context.Context, segmentID int64, recs []archive.Reco
 
 func (s *Store) put(ctx context.Context, id, start int64, body []byte) error {
 	t := time.Now()
-	_, err := s.c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(id, start)),
-		Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
+	err := s.cfg.Do(ctx, func(ctx context.Context) error {
+		_, err := s.c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(id, start)),
+			Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
+		return err
+	})
 	s.opt.Metrics.Put(len(body), time.Since(t), err)
 	if err != nil {
 		return fmt.Errorf("s3 media: storing segment %d at %d: %w", id, start, err)
@@ -270,19 +284,23 @@ func (s *Store) ReadAt(ctx context.Context, loc stream.Location) ([]byte, error)
 	if to >= c.size {
 		return nil, segrec.ErrCorrupt
 	}
-	out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(loc.SegmentID, c.start)),
-		Range: aws.String(fmt.Sprintf("bytes=%d-%d", from, to))})
+	var rec []byte
+	err := s.cfg.Do(ctx, func(ctx context.Context) error {
+		out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(loc.SegmentID, c.start)),
+			Range: aws.String(fmt.Sprintf("bytes=%d-%d", from, to))})
+		if err != nil {
+			return err
+		}
+		defer out.Body.Close()
+		rec, err = io.ReadAll(io.LimitReader(out.Body, segrec.HeaderSize+loc.Length+1))
+		return err
+	})
 	s.opt.Metrics.GetRange(err)
 	if err != nil {
 		var nk *types.NoSuchKey
 		if errors.As(err, &nk) {
 			return nil, ErrMissing
 		}
-		return nil, fmt.Errorf("s3 media: reading segment %d at %d: %w", loc.SegmentID, loc.Offset, err)
-	}
-	defer out.Body.Close()
-	rec, err := io.ReadAll(io.LimitReader(out.Body, segrec.HeaderSize+loc.Length+1))
-	if err != nil {
 		return nil, fmt.Errorf("s3 media: reading segment %d at %d: %w", loc.SegmentID, loc.Offset, err)
 	}
 	return segrec.Check(rec, loc.Length)
@@ -316,7 +334,7 @@ func (s *Store) Free(ctx context.Context, segmentID int64, ranges [][2]int64) er
 	}
 	s.mu.Unlock()
 	for _, start := range empty {
-		if _, err := s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(segmentID, start))}); err != nil {
+		if err := s.delete(ctx, segmentID, start); err != nil {
 			return fmt.Errorf("s3 media: freeing segment %d at %d: %w", segmentID, start, err)
 		}
 		s.mu.Lock()
@@ -324,6 +342,14 @@ func (s *Store) Free(ctx context.Context, segmentID int64, ranges [][2]int64) er
 		s.mu.Unlock()
 	}
 	return nil
+}
+
+// delete removes one chunk's object.
+func (s *Store) delete(ctx context.Context, segmentID, start int64) error {
+	return s.cfg.Do(ctx, func(ctx context.Context) error {
+		_, err := s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(segmentID, start))})
+		return err
+	})
 }
 
 func slicesDelete(cs []chunk, start int64) []chunk {
@@ -353,17 +379,21 @@ func (s *Store) Truncate(ctx context.Context, segmentID int64, size int64) error
 		case c.start+c.size <= size:
 			kept = append(kept, c)
 		case c.start >= size:
-			if _, err := s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(segmentID, c.start))}); err != nil {
+			if err := s.delete(ctx, segmentID, c.start); err != nil {
 				return fmt.Errorf("s3 media: truncating segment %d: %w", segmentID, err)
 			}
 		default:
-			out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(segmentID, c.start)),
-				Range: aws.String(fmt.Sprintf("bytes=0-%d", size-c.start-1))})
-			if err != nil {
-				return fmt.Errorf("s3 media: truncating segment %d: %w", segmentID, err)
-			}
-			body, err := io.ReadAll(out.Body)
-			out.Body.Close()
+			var body []byte
+			err := s.cfg.Do(ctx, func(ctx context.Context) error {
+				out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(segmentID, c.start)),
+					Range: aws.String(fmt.Sprintf("bytes=0-%d", size-c.start-1))})
+				if err != nil {
+					return err
+				}
+				defer out.Body.Close()
+				body, err = io.ReadAll(out.Body)
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("s3 media: truncating segment %d: %w", segmentID, err)
 			}
@@ -395,7 +425,11 @@ func (s *Store) Remove(ctx context.Context, segmentID int64) error {
 		for _, c := range seg.chunks[i:min(i+1000, len(seg.chunks))] {
 			objs = append(objs, types.ObjectIdentifier{Key: aws.String(s.key(segmentID, c.start))})
 		}
-		out, err := s.c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(s.bucket), Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)}})
+		var out *s3.DeleteObjectsOutput
+		err := s.cfg.Do(ctx, func(ctx context.Context) (err error) {
+			out, err = s.c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(s.bucket), Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)}})
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("s3 media: removing segment %d: %w", segmentID, err)
 		}
@@ -416,7 +450,8 @@ func (s *Store) List(ctx context.Context) ([]int64, error) {
 	p := s3.NewListObjectsV2Paginator(s.c, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix + "seg/"),
 		Delimiter: aws.String("/")})
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		var page *s3.ListObjectsV2Output
+		err := s.cfg.Do(ctx, func(ctx context.Context) (err error) { page, err = p.NextPage(ctx); return err })
 		if err != nil {
 			return nil, fmt.Errorf("s3 media: listing segments: %w", err)
 		}
@@ -433,7 +468,10 @@ func (s *Store) List(ctx context.Context) ([]int64, error) {
 
 // Ping checks that the bucket answers (readiness).
 func (s *Store) Ping(ctx context.Context) error {
-	if _, err := s.c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)}); err != nil {
+	if err := s.cfg.Do(ctx, func(ctx context.Context) error {
+		_, err := s.c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+		return err
+	}); err != nil {
 		return fmt.Errorf("s3 media: bucket %s: %w", s.bucket, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package s3media_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +77,42 @@ func TestPutInterval(t *testing.T) {
 	}
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Fatalf("4 appends took %v, want at least 3 intervals", d)
+	}
+}
+
+// TestTimeout: against a slow store every call still succeeds; against one
+// that stalls beyond the configured timeout, Append and ReadAt fail after
+// about that long, saying why, instead of waiting for the store.
+func TestTimeout(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Bucket(t, "media")
+	proxy := srv.Proxy(t)
+	cfg := proxy.Config
+	cfg.Timeout = time.Second
+	ctx := context.Background()
+	s, err := s3media.Open(ctx, cfg, "media", "slow", s3media.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.SetDelay(300*time.Millisecond, 600*time.Millisecond)
+	locs, _, err := s.Append(ctx, 1, []archive.Record{{StreamID: 1, Number: 1, Data: []byte("slow but there")}})
+	if err != nil {
+		t.Fatalf("append to a slow store: %v", err)
+	}
+	if b, err := s.ReadAt(ctx, locs[0]); err != nil || string(b) != "slow but there" {
+		t.Fatalf("read from a slow store: %q %v", b, err)
+	}
+
+	proxy.SetDelay(time.Minute, time.Minute)
+	start := time.Now()
+	_, _, err = s.Append(ctx, 1, []archive.Record{{StreamID: 1, Number: 2, Data: []byte("never stored")}})
+	if err == nil || !strings.Contains(err.Error(), "S3 timeout") {
+		t.Fatalf("append to a stalled store: %v", err)
+	}
+	if _, err := s.ReadAt(ctx, locs[0]); err == nil || !strings.Contains(err.Error(), "S3 timeout") {
+		t.Fatalf("read from a stalled store: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("two calls with a 1 s timeout took %v", took)
 	}
 }

@@ -7,7 +7,14 @@ package s3test
 import (
 	"context"
 	"go/build"
+	"io"
+	"log"
+	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,4 +139,63 @@ func (l *Tail) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return string(l.b)
+}
+
+// Proxy is an HTTP reverse proxy in front of a Server that holds each
+// request for a while before passing it on: a slow store, or with a delay
+// longer than the client waits, a stalled one. Requests signed for the
+// proxy's address pass (the Host header is kept).
+type Proxy struct {
+	Endpoint string
+	Config   s3conf.Config // as the server's, at the proxy's endpoint
+	mu       sync.Mutex
+	min, max time.Duration
+}
+
+// Proxy starts a proxy in front of s until the test ends; it passes
+// requests on at once until SetDelay says otherwise.
+func (s *Server) Proxy(t testing.TB) *Proxy {
+	t.Helper()
+	target, err := url.Parse(s.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // clients that gave up are expected
+	closing := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A client that gives up on a PUT is not noticed (its body is
+		// unread), hence closing.
+		select {
+		case <-time.After(p.delay()):
+		case <-r.Context().Done():
+			return // the client gave up: the store never sees the request
+		case <-closing:
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(closing) })
+	p.Endpoint = srv.URL
+	p.Config = s.Config
+	p.Config.Endpoint = srv.URL
+	return p
+}
+
+// SetDelay holds each request from now on for a random time in [min, max].
+func (p *Proxy) SetDelay(min, max time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.min, p.max = min, max
+}
+
+func (p *Proxy) delay() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.max <= p.min {
+		return p.min
+	}
+	return p.min + rand.N(p.max-p.min)
 }

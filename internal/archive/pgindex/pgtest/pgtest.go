@@ -2,7 +2,9 @@
 // schema on the server named by KINEMA_TEST_POSTGRES (default: the local
 // server scripts/setup.sh starts), dropped when the test ends. A test that
 // cannot reach the server fails: the PostgreSQL backend is part of what
-// CI must prove, so it is never skipped. Only tests import it.
+// CI must prove, so it is never skipped. Fault tests that restart or stop
+// the database get a server of their own instead (StartServer). Only tests
+// import it.
 package pgtest
 
 import (
