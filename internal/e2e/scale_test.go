@@ -244,8 +244,16 @@ func TestScalePostgresRestart(t *testing.T) {
 			if id := res.errorID(); id != 0 && id < 5000 {
 				t.Fatalf("the session ended with error %d, want none or a KVS server error (acks %+v)", id, res.acks)
 			}
-			if code, body := health(t, p, "/kinema/ready"); code != 200 {
-				t.Fatalf("ready after PostgreSQL came back: %d %s", code, body)
+			// Ready again once every part of the node has reconnected (IAM
+			// follows the database once a second).
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				code, body := health(t, p, "/kinema/ready")
+				if code == 200 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("ready after PostgreSQL came back: %d %s", code, body)
+				}
 			}
 			t.Logf("session: %d acked PERSISTED, then error %d", len(persisted), res.errorID())
 			resumeAndCheck(t, p, persisted)
