@@ -3,9 +3,11 @@ package kvsapi
 import (
 	"bufio"
 	"errors"
-	"github.com/kinema/kinema/internal/apierr"
+	"io"
 	"net/http"
 	"time"
+
+	"github.com/kinema/kinema/internal/apierr"
 
 	"github.com/kinema/kinema/internal/ingest"
 	"github.com/kinema/kinema/internal/stream"
@@ -64,7 +66,8 @@ func (s *Server) putMedia(c *call) error {
 	// Read before answering: net/http sends "100 Continue" on the first body
 	// read, and curl holds the body back for a second if the 200 comes first.
 	rc.SetReadDeadline(time.Now().Add(s.cfg.Ingest.Limits.IdleTimeout))
-	body := bufio.NewReaderSize(r.Body, 64<<10)
+	reqBody := &eofReader{r: r.Body}
+	body := bufio.NewReaderSize(reqBody, 64<<10)
 	body.Peek(1)
 
 	h := c.w.Header()
@@ -85,10 +88,59 @@ func (s *Server) putMedia(c *call) error {
 			return rc.Flush()
 		},
 	}, body)
-	// Bound whatever net/http still reads of the body (it drains up to 256 KB
-	// to reuse the connection); the next request gets its own deadlines.
-	rc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if !reqBody.ended && r.ProtoMajor == 1 {
+		endUnread(rc, r.ProtoAtLeast(1, 1))
+	} else {
+		// Bound whatever net/http still reads of the body (it drains up to
+		// 256 KB to reuse the connection); the next request gets its own
+		// deadlines.
+		rc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	}
 	c.log.Info("PutMedia ended", "stream", st.Name, "fragments", sum.Fragments, "persisted", sum.Persisted,
 		"bytes", sum.Bytes, "error_id", sum.ErrorID, "err", err)
 	return nil
+}
+
+// eofReader notes whether the request body was read to its end.
+type eofReader struct {
+	r     io.Reader
+	ended bool
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.ended = true
+	}
+	return n, err
+}
+
+// endUnread ends an HTTP/1 PutMedia response whose request body was not
+// read to its end: the session ended first (an ERROR ack), and the body
+// read was cut short by a deadline. net/http would then fail its drain of
+// the body yet keep the connection, and parse the rest of the body as the
+// next request: a producer reusing the connection would get 400 Bad
+// Request for its next call. So the connection is taken over instead: the
+// chunked response is terminated, our side closed for writing, whatever
+// the producer still sends is read and dropped for a moment (closing with
+// data unread would reset the connection and could destroy acks the
+// producer has not read yet), and then it is closed.
+func endUnread(rc *http.ResponseController, chunked bool) {
+	rc.Flush()
+	conn, brw, err := rc.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if chunked {
+		brw.WriteString("0\r\n\r\n")
+	}
+	if brw.Flush() != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.Copy(io.Discard, conn)
 }
