@@ -34,16 +34,23 @@ func nodeEnv(p *process) *iamEnv {
 // delay package iam states; it returns how long it took.
 func eventually(t *testing.T, what string, cond func() bool) time.Duration {
 	t.Helper()
+	d := waitUntil(t, what, iamtest.Propagation, cond)
+	t.Logf("%s: after %v", what, d.Round(time.Millisecond))
+	return d
+}
+
+// waitUntil polls cond until it holds and returns how long that took,
+// failing the test after within.
+func waitUntil(t *testing.T, what string, within time.Duration, cond func() bool) time.Duration {
+	t.Helper()
 	start := time.Now()
 	for !cond() {
-		if time.Since(start) > iamtest.Propagation {
-			t.Fatalf("%s: not within %v", what, iamtest.Propagation)
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	d := time.Since(start)
-	t.Logf("%s: after %v", what, d.Round(time.Millisecond))
-	return d
+	return time.Since(start)
 }
 
 // TestScaleTwoNodesShareIAMAndSessions: two `kinema serve` nodes on one

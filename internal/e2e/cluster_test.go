@@ -3,8 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +21,7 @@ import (
 	avtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/kinema/kinema/internal/archive/pgindex"
 	"github.com/kinema/kinema/internal/archive/pgindex/pgtest"
 	"github.com/kinema/kinema/internal/media/mkv"
 	"github.com/kinema/kinema/internal/producer"
@@ -47,7 +46,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	t.Setenv("KINEMA_S3_ACCESS_KEY_ID", s3test.AccessKey)
 	t.Setenv("KINEMA_S3_SECRET_ACCESS_KEY", s3test.SecretKey)
 	t.Setenv("KINEMA_SERVER_KEY", clusterServerKey)
-	subject := "kinema.test." + randomHex(6)
+	subject := randomName("kinema.test.")
 	backends := []string{"--index", pgtest.Schema(t), "--media", "s3://media/k", "--s3-endpoint", s3srv.Endpoint,
 		"--media-put-interval", "100ms", "--nats", natsURL, "--nats-subject", subject}
 	var nodes [3]*process
@@ -98,7 +97,7 @@ func TestClusterThreeNodes(t *testing.T) {
 
 	// While node 1 ingests: one connection per stream across nodes, and
 	// GetDataEndpoint on any node names node 1.
-	waitUntil(t, 20*time.Second, "the first PERSISTED fragments", func() bool {
+	waitUntil(t, "the first PERSISTED fragments", 20*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(persistedAt) >= 3
@@ -171,15 +170,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	if len(numbers) != firstCount+5 {
 		t.Fatalf("%d fragments PERSISTED, want %d before the kill and 5 after", len(numbers), firstCount)
 	}
-	out, err := am3.GetMediaForFragmentList(ctx, &kinesisvideoarchivedmedia.GetMediaForFragmentListInput{StreamName: aws.String("cam"), Fragments: numbers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := readAllClose(out.Payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if frames, tags := countMKV(t, b); frames != 25*len(numbers) || tags["AWS_KINESISVIDEO_ERROR_CODE"] != 0 {
+	if frames, tags := countMKV(t, fetchFragments(t, am3, "cam", numbers)); frames != 25*len(numbers) || tags["AWS_KINESISVIDEO_ERROR_CODE"] != 0 {
 		t.Fatalf("node 3 read back %d frames of %d PERSISTED fragments (tags %v)", frames, len(numbers), tags)
 	}
 	listed := listRecent(t, am2, "cam")
@@ -211,26 +202,8 @@ func TestClusterThreeNodes(t *testing.T) {
 			t.Fatalf("%s saw a fragment %v after its PERSISTED ack, want under 1 s", r.name, worst)
 		}
 	}
-	if failover > pgtestLiveFor+10*time.Second {
+	if failover > pgindex.LiveFor+10*time.Second {
 		t.Fatalf("failover took %v", failover)
-	}
-}
-
-// pgtestLiveFor mirrors pgindex.LiveFor: how long a dead node's claims last.
-const pgtestLiveFor = 3 * time.Second
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }
 
@@ -373,7 +346,8 @@ func startLivePlaylistWatch(t *testing.T, am *kinesisvideoarchivedmedia.Client, 
 			if err != nil {
 				continue
 			}
-			b, _ := readAllClose(resp.Body)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
 			now := time.Now()
 			for _, m := range playlistFragment.FindAllStringSubmatch(string(b), -1) {
 				l.mark(m[1], now)
@@ -381,11 +355,6 @@ func startLivePlaylistWatch(t *testing.T, am *kinesisvideoarchivedmedia.Client, 
 		}
 	}()
 	return l
-}
-
-func readAllClose(r io.ReadCloser) ([]byte, error) {
-	defer r.Close()
-	return io.ReadAll(r)
 }
 
 // cmpNumbers orders fragment numbers (decimal strings); "" is lowest.

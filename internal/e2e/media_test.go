@@ -51,8 +51,15 @@ func getFragmentList(t *testing.T, s *server, name string, frags []avtypes.Fragm
 	for i, f := range frags {
 		nums[i] = aws.ToString(f.FragmentNumber)
 	}
-	out, err := s.archived().GetMediaForFragmentList(ctxT(t), &kinesisvideoarchivedmedia.GetMediaForFragmentListInput{
-		StreamName: aws.String(name), Fragments: nums,
+	return fetchFragments(t, s.archived(), name, nums)
+}
+
+// fetchFragments reads fragments by number with GetMediaForFragmentList
+// from whichever node am talks to, and returns the whole MKV.
+func fetchFragments(t *testing.T, am *kinesisvideoarchivedmedia.Client, name string, numbers []string) []byte {
+	t.Helper()
+	out, err := am.GetMediaForFragmentList(ctxT(t), &kinesisvideoarchivedmedia.GetMediaForFragmentListInput{
+		StreamName: aws.String(name), Fragments: numbers,
 	})
 	if err != nil {
 		t.Fatalf("GetMediaForFragmentList: %v", err)

@@ -83,16 +83,7 @@ func TestScaleServeOnPostgresAndS3(t *testing.T) {
 		for _, f := range out.Fragments {
 			numbers = append(numbers, aws.ToString(f.FragmentNumber))
 		}
-		media, err := am.GetMediaForFragmentList(ctx, &kinesisvideoarchivedmedia.GetMediaForFragmentListInput{StreamName: aws.String("cam"), Fragments: numbers})
-		if err != nil {
-			t.Fatalf("%s: GetMediaForFragmentList: %v", node, err)
-		}
-		b, err := io.ReadAll(media.Payload)
-		media.Payload.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames, tags := countMKV(t, b)
+		frames, tags := countMKV(t, fetchFragments(t, am, "cam", numbers))
 		if frames != 6*25 || tags["AWS_KINESISVIDEO_ERROR_CODE"] != 0 {
 			t.Fatalf("%s: read back %d frames (want 150), tags %v", node, frames, tags)
 		}
@@ -246,15 +237,10 @@ func TestScalePostgresRestart(t *testing.T) {
 			}
 			// Ready again once every part of the node has reconnected (IAM
 			// follows the database once a second).
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-				code, body := health(t, p, "/kinema/ready")
-				if code == 200 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("ready after PostgreSQL came back: %d %s", code, body)
-				}
-			}
+			waitUntil(t, "ready after PostgreSQL came back", 10*time.Second, func() bool {
+				code, _ := health(t, p, "/kinema/ready")
+				return code == 200
+			})
 			t.Logf("session: %d acked PERSISTED, then error %d", len(persisted), res.errorID())
 			resumeAndCheck(t, p, persisted)
 		})
@@ -430,16 +416,7 @@ func resumeAndCheck(t *testing.T, p *process, persisted map[string]bool) {
 	for _, a := range again.acks {
 		persisted[a.FragmentNumber] = true
 	}
-	ctx := ctxT(t)
-	out, err := am.GetMediaForFragmentList(ctx, &kinesisvideoarchivedmedia.GetMediaForFragmentListInput{StreamName: aws.String("cam"), Fragments: keys(persisted)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(out.Payload)
-	out.Payload.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := fetchFragments(t, am, "cam", keys(persisted))
 	if frames, tags := countMKV(t, b); frames != 5*len(persisted) || tags["AWS_KINESISVIDEO_ERROR_CODE"] != 0 {
 		log, _ := os.ReadFile(p.log.Name())
 		t.Fatalf("read back %d frames of %d PERSISTED fragments (tags %v; in-band errors %q)\nserver log:\n%s",
