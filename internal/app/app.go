@@ -295,12 +295,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		scheme = "https"
 	}
 	a.URL = scheme + "://" + a.ln.Addr().String()
-	publicURL := cfg.PublicURL
-	if publicURL == "" {
-		if host, _, _ := net.SplitHostPort(cfg.Listen); host != "" && !net.ParseIP(host).IsUnspecified() {
-			publicURL = a.URL
-		}
-	}
+	publicURL := advertisedURL(cfg, a.ln.Addr().String())
 
 	lcfg := limits.Defaults()
 	if cfg.RateLimits != nil {

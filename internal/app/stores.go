@@ -93,7 +93,7 @@ func joinIndex(ctx context.Context, cfg Config, x Index, mediaKind string) (*pgi
 		}
 		return nil, "", nil
 	}
-	url := advertisedURL(cfg)
+	url := advertisedURL(cfg, cfg.Listen)
 	if url == "" {
 		return nil, "", fmt.Errorf("nodes sharing a PostgreSQL index send producers to each other: give this node's own URL with --public-url (it listens on %s)", cfg.Listen)
 	}
@@ -120,8 +120,10 @@ func joinIndex(ctx context.Context, cfg Config, x Index, mediaKind string) (*pgi
 const joinPatience = 5 * time.Second
 
 // advertisedURL is the URL other nodes and clients reach this node at:
-// --public-url, else the listen address when it names a host.
-func advertisedURL(cfg Config) string {
+// --public-url, else addr (the listen address, or the address listened on
+// once known) when --listen names a host; "" when it does not (GetDataEndpoint
+// then answers with the host the request came to).
+func advertisedURL(cfg Config, addr string) string {
 	if cfg.PublicURL != "" {
 		return strings.TrimRight(cfg.PublicURL, "/")
 	}
@@ -130,10 +132,10 @@ func advertisedURL(cfg Config) string {
 		return ""
 	}
 	scheme := "http"
-	if cfg.TLS || cfg.TLSCert != "" {
+	if cfg.TLS || cfg.TLSCert != "" || cfg.TLSKey != "" {
 		scheme = "https"
 	}
-	return scheme + "://" + cfg.Listen
+	return scheme + "://" + addr
 }
 
 // iamFile is where a node with a PostgreSQL index kept IAM before IAM
