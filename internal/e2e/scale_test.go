@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"database/sql"
 	"io"
 	"net/http"
 	"os"
@@ -176,18 +175,7 @@ func TestScalePostgresConnectionsDropped(t *testing.T) {
 	const app = "kinema_drop_test"
 	dsn := pgtest.WithParam(pgtest.Schema(t), "application_name", app)
 	p := startScaleNode(t, s3srv.Endpoint, dsn)
-	persisted, _ := streamWithFault(t, p, func() {
-		db, err := sql.Open("pgx", pgtest.DSN())
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer db.Close()
-		var n int
-		if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil || n == 0 {
-			t.Errorf("terminated %d connections: %v", n, err)
-		}
-	})
+	persisted, _ := streamWithFault(t, p, func() { pgtest.Terminate(t, app) })
 	resumeAndCheck(t, p, persisted)
 }
 

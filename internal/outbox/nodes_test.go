@@ -2,7 +2,6 @@ package outbox
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -321,16 +320,7 @@ func TestNodesOnPostgres(t *testing.T) {
 	}
 	runNodes(t, idxs, time.Second, func() {
 		// What a crashed node looks like to PostgreSQL: its sessions end.
-		admin, err := sql.Open("pgx", pgtest.DSN())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer admin.Close()
-		var n int
-		if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
-			app+"_0").Scan(&n); err != nil || n == 0 {
-			t.Fatalf("terminated %d connections: %v", n, err)
-		}
+		pgtest.Terminate(t, app+"_0")
 		// And it does not come back.
 		idxs[0].Close()
 	})

@@ -2,7 +2,6 @@ package pgindex_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -230,7 +229,7 @@ func TestTerminatedConnections(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	killed := terminate(t, app)
+	killed := pgtest.Terminate(t, app)
 	if killed < 2 {
 		t.Fatalf("terminated %d connections", killed)
 	}
@@ -252,38 +251,11 @@ func TestNodeLockTakenAgain(t *testing.T) {
 	if err := n1.Join(ctx, "n1", "http://n1", false); err != nil {
 		t.Fatal(err)
 	}
-	terminate(t, app)
+	pgtest.Terminate(t, app)
 	if err := n1.Heartbeat(ctx, nil); err != nil {
 		t.Fatalf("heartbeat after the connections were dropped: %v", err)
 	}
 	if err := open(t, dsn).Join(ctx, "n1", "http://n1", false); !errors.Is(err, pgindex.ErrNodeLocked) {
 		t.Fatalf("a second process as n1 after n1's connections were dropped: %v", err)
-	}
-}
-
-// terminate makes the server end every connection whose application_name
-// is app, as a restart would, waits until they are gone, and returns how
-// many there were.
-func terminate(t *testing.T, app string) int {
-	t.Helper()
-	admin, err := sql.Open("pgx", pgtest.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	var killed int
-	if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&killed); err != nil {
-		t.Fatal(err)
-	}
-	// pg_terminate_backend signals; wait until the processes are gone.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var left int
-		admin.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&left)
-		if left == 0 {
-			return killed
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections still there", left)
-		}
 	}
 }

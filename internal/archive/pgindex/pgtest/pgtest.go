@@ -93,3 +93,30 @@ func sanitize(s string) string {
 	}
 	return b.String()
 }
+
+// Terminate makes the server end every connection whose application_name
+// is app, as a restart would, waits until they are gone, and returns how
+// many there were.
+func Terminate(t testing.TB, app string) int {
+	t.Helper()
+	admin, err := sql.Open("pgx", DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var killed int
+	if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&killed); err != nil || killed == 0 {
+		t.Fatalf("terminated %d connections of %s: %v", killed, app, err)
+	}
+	// pg_terminate_backend signals; wait until the processes are gone.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var left int
+		admin.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&left)
+		if left == 0 {
+			return killed
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still there", left)
+		}
+	}
+}
