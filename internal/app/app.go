@@ -265,7 +265,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			cluster.Heartbeats(runCtx, pg, cluster.HeartbeatInterval, ing.Receiving, cfg.Logger)
+			cluster.Heartbeats(runCtx, pg, cluster.HeartbeatInterval, cfg.Logger)
 		}()
 	}
 

@@ -1,7 +1,7 @@
 // Package cluster is what Kinema nodes that share one index (PostgreSQL)
 // and one media store (S3) do for each other, beyond sharing them: each
 // node beats a heartbeat into the index, which keeps it listed as alive and
-// renews its claims on the streams it ingests (so GetDataEndpoint sends a
+// keeps its claims on the streams it ingests valid (so GetDataEndpoint sends a
 // reconnecting producer to the node that holds its stream, and to another
 // one once that node is dead); and each node announces the fragments it
 // made durable on NATS, so that live readers on every node (GetMedia
@@ -21,20 +21,18 @@ import (
 
 // Beater records a node's heartbeat (pgindex.Index implements it).
 type Beater interface {
-	// Heartbeat marks the node alive and renews its ingest claims on the
-	// streams given.
-	Heartbeat(ctx context.Context, streams []int64) error
+	// Heartbeat marks the node alive, which keeps its ingest claims.
+	Heartbeat(ctx context.Context) error
 }
 
 // HeartbeatInterval is how often a node beats; the index gives a node up
 // after missing a few beats (pgindex.LiveFor).
 const HeartbeatInterval = time.Second
 
-// Heartbeats beats every interval until ctx ends, renewing the claims on
-// the streams receiving returns. A failed beat is logged and retried at the
+// Heartbeats beats every interval until ctx ends. A failed beat is logged and retried at the
 // next tick: the node's claims lapse if the database stays unreachable,
 // which is right, since its ingest cannot commit either.
-func Heartbeats(ctx context.Context, b Beater, interval time.Duration, receiving func() []int64, log *slog.Logger) {
+func Heartbeats(ctx context.Context, b Beater, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := false
@@ -45,7 +43,7 @@ func Heartbeats(ctx context.Context, b Beater, interval time.Duration, receiving
 		case <-t.C:
 		}
 		beatCtx, cancel := context.WithTimeout(ctx, interval)
-		err := b.Heartbeat(beatCtx, receiving())
+		err := b.Heartbeat(beatCtx)
 		cancel()
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:

@@ -75,8 +75,8 @@ type Service struct {
 }
 
 // Claims is how nodes sharing one index agree on which of them ingests a
-// stream (pgindex implements it with a table of claims renewed by each
-// node's heartbeat).
+// stream (pgindex implements it with a table of claims that last while
+// their node's heartbeat does).
 type Claims interface {
 	// ClaimIngest makes this node the stream's ingest node unless another
 	// live node is; then ok is false and ownerURL names it (when known).
@@ -201,24 +201,9 @@ func (c *Conn) Release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Claims.ReleaseIngest(ctx, c.streamID); err != nil {
-		// The claim lapses on its own once the heartbeat stops renewing it.
+		// A claim left behind only sends the stream's producer here
+		// (GetDataEndpoint), where it is taken again; it goes with the
+		// node.
 		s.Log.Warn("releasing the stream's ingest claim failed", "stream", c.streamID, "err", err)
 	}
-}
-
-// Receiving lists the streams whose connections received bytes within
-// Limits.StaleAfter: the claims the node's heartbeat renews. A connection
-// silent for longer would be pre-empted here, so its claim may lapse and
-// let the producer reconnect to another node.
-func (s *Service) Receiving() []int64 {
-	now := s.Now().UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := make([]int64, 0, len(s.active))
-	for id, c := range s.active {
-		if now-c.lastData.Load() < int64(s.Limits.StaleAfter) {
-			ids = append(ids, id)
-		}
-	}
-	return ids
 }

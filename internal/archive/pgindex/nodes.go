@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// LiveFor is how long a node counts as alive after its last heartbeat, and
-// an ingest claim after its last renewal. Nodes beat every second
-// (cluster.Heartbeats), so a node is given up after missing a few beats;
-// a killed node's streams can be ingested elsewhere after at most this.
+// LiveFor is how long a node counts as alive after its last heartbeat.
+// Nodes beat every second (cluster.Heartbeats), so a node is given up
+// after missing a few beats; its ingest claims go with it, so a killed
+// node's streams can be ingested elsewhere after at most this.
 const LiveFor = 3 * time.Second
 
 // ErrNodeLocked is returned by Join when another running process holds the
@@ -99,32 +99,22 @@ func (x *Index) takeLock(ctx context.Context, id string) (*sql.Conn, error) {
 // Node is the id this handle joined as ("" for a node alone).
 func (x *Index) Node() string { return x.node }
 
-// Heartbeat tells other nodes this one is alive, and renews its ingest
-// claims on the given streams.
-func (x *Index) Heartbeat(ctx context.Context, streams []int64) error {
+// Heartbeat tells other nodes this one is alive, which keeps its ingest
+// claims valid: one row per node and beat, however many streams it ingests.
+func (x *Index) Heartbeat(ctx context.Context) error {
 	if err := x.keepLock(ctx); err != nil {
 		return err
 	}
 	if x.node == "" {
 		return nil
 	}
-	now := time.Now().UnixMilli()
-	return x.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE nodes SET seen_ms = $2 WHERE id = $1`, x.node, now); err != nil {
-			return err
-		}
-		if len(streams) == 0 {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE ingest_claims SET renewed_ms = $2 WHERE node_id = $1 AND stream_id = ANY($3)`,
-			x.node, now, streams)
-		return err
-	})
+	_, err := x.db.ExecContext(ctx, `UPDATE nodes SET seen_ms = $2 WHERE id = $1`, x.node, time.Now().UnixMilli())
+	return err
 }
 
-// ClaimIngest makes this node the one that ingests the stream, unless a
-// live node holds a fresh claim on it; then ok is false and ownerURL says
-// where the stream's producer should go.
+// ClaimIngest makes this node the one that ingests the stream, unless
+// another live node holds it; then ok is false and ownerURL says where the
+// stream's producer should go.
 func (x *Index) ClaimIngest(ctx context.Context, streamID int64) (ok bool, ownerURL string, err error) {
 	if x.node == "" {
 		return true, "", nil
@@ -132,9 +122,9 @@ func (x *Index) ClaimIngest(ctx context.Context, streamID int64) (ok bool, owner
 	now := time.Now().UnixMilli()
 	stale := now - LiveFor.Milliseconds()
 	var got string
-	err = x.db.QueryRowContext(ctx, `INSERT INTO ingest_claims (stream_id, node_id, renewed_ms) VALUES ($1, $2, $3)
-		ON CONFLICT (stream_id) DO UPDATE SET node_id = excluded.node_id, renewed_ms = excluded.renewed_ms
-		WHERE ingest_claims.node_id = excluded.node_id OR ingest_claims.renewed_ms < $4
+	err = x.db.QueryRowContext(ctx, `INSERT INTO ingest_claims (stream_id, node_id, since_ms) VALUES ($1, $2, $3)
+		ON CONFLICT (stream_id) DO UPDATE SET node_id = excluded.node_id, since_ms = excluded.since_ms
+		WHERE ingest_claims.node_id = excluded.node_id
 			OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = ingest_claims.node_id AND n.seen_ms >= $4)
 		RETURNING node_id`, streamID, x.node, now, stale).Scan(&got)
 	if err == nil {
@@ -162,12 +152,12 @@ func (x *Index) ReleaseIngest(ctx context.Context, streamID int64) error {
 	return err
 }
 
-// IngestOwner returns the URL of the live node that holds a fresh claim on
-// the stream's ingest, if any.
+// IngestOwner returns the URL of the live node that holds the stream's
+// ingest claim, if any.
 func (x *Index) IngestOwner(ctx context.Context, streamID int64) (url string, ok bool, err error) {
 	stale := time.Now().UnixMilli() - LiveFor.Milliseconds()
 	err = x.db.QueryRowContext(ctx, `SELECT n.url FROM ingest_claims c JOIN nodes n ON n.id = c.node_id
-		WHERE c.stream_id = $1 AND c.renewed_ms >= $2 AND n.seen_ms >= $2`, streamID, stale).Scan(&url)
+		WHERE c.stream_id = $1 AND n.seen_ms >= $2`, streamID, stale).Scan(&url)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}

@@ -16,9 +16,11 @@ CREATE TABLE nodes (
 );
 
 -- The node that holds a stream's PutMedia connection: one connection per
--- stream across nodes, and where GetDataEndpoint sends the producer.
+-- stream across nodes, and where GetDataEndpoint sends the producer. A
+-- claim lasts while its node is alive (nodes.seen_ms) and until the
+-- session ends; nothing renews it row by row.
 CREATE TABLE ingest_claims (
-	stream_id  BIGINT PRIMARY KEY,
-	node_id    TEXT COLLATE "C" NOT NULL,
-	renewed_ms BIGINT NOT NULL
+	stream_id BIGINT PRIMARY KEY,
+	node_id   TEXT COLLATE "C" NOT NULL,
+	since_ms  BIGINT NOT NULL
 );
